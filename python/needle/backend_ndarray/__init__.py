@@ -1,0 +1,23 @@
+"""Strided n-dimensional arrays over pluggable backends (NumPy, C++, CUDA)."""
+
+from .ndarray import (
+    BackendDevice,
+    NDArray,
+    all_devices,
+    array,
+    broadcast_shapes,
+    broadcast_to,
+    cpu,
+    cpu_numpy,
+    cuda,
+    default_device,
+    empty,
+    exp,
+    flip,
+    full,
+    log,
+    maximum,
+    reshape,
+    sum,
+    tanh,
+)

@@ -1,0 +1,652 @@
+"""The strided NDArray and its devices.
+
+An ``NDArray`` is a view ``(handle, shape, strides, offset, device)`` onto a flat buffer
+owned by a backend module.  Views (reshape of a compact array, permute, broadcast_to,
+getitem, as_strided, flip) are pure stride arithmetic and copy nothing; ``compact()`` is
+the single doorway from any view to the packed row-major layout the kernels read.
+Strides and offsets count elements, not bytes.
+"""
+
+import builtins
+import operator
+from functools import reduce as _reduce
+
+import numpy as np
+
+from . import ndarray_backend_numpy
+
+DTYPES = ("float32", "float64")
+
+
+def prod(xs):
+    return _reduce(operator.mul, xs, 1)
+
+
+def compact_strides(shape):
+    """Row-major element strides of ``shape``."""
+    strides, stride = [], 1
+    for dim in reversed(shape):
+        strides.append(stride)
+        stride *= dim
+    return tuple(reversed(strides))
+
+
+def _check_dtype(dtype):
+    try:
+        dtype = "float32" if dtype is None else str(np.dtype(dtype))
+    except TypeError:
+        pass
+    if dtype not in DTYPES:
+        raise TypeError(f"NDArray: unsupported dtype {dtype!r}; supported: {', '.join(DTYPES)}")
+    return dtype
+
+
+class BackendDevice:
+    """A device is a name plus the backend module that implements the function table."""
+
+    def __init__(self, name, mod, dtypes=DTYPES):
+        self.name = name
+        self.mod = mod
+        self.dtypes = dtypes
+
+    def __eq__(self, other):
+        return isinstance(other, BackendDevice) and self.name == other.name
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def __repr__(self):
+        return self.name + "()"
+
+    def __getattr__(self, name):
+        mod = self.__dict__.get("mod")
+        if mod is None:
+            raise AttributeError(f"device {self.__dict__.get('name')}() is not available")
+        return getattr(mod, name)
+
+    def enabled(self):
+        return self.mod is not None
+
+    def check_dtype(self, dtype):
+        dtype = _check_dtype(dtype)
+        if dtype not in self.dtypes:
+            raise TypeError(f"device {self!r} does not support dtype {dtype!r}")
+        return dtype
+
+    def randn(self, *shape, dtype="float32"):
+        return NDArray(np.random.randn(*shape).astype(dtype), device=self)
+
+    def rand(self, *shape, dtype="float32"):
+        return NDArray(np.random.rand(*shape).astype(dtype), device=self)
+
+    def one_hot(self, n, i, dtype="float32"):
+        return NDArray(np.eye(n, dtype=dtype)[np.asarray(i, dtype=np.int64)], device=self)
+
+    def empty(self, shape, dtype="float32"):
+        return NDArray.make(tuple(shape), device=self, dtype=self.check_dtype(dtype))
+
+    def full(self, shape, fill_value, dtype="float32"):
+        arr = self.empty(shape, dtype)
+        arr.fill(fill_value)
+        return arr
+
+
+def cpu_numpy():
+    """The NumPy reference backend."""
+    return _CPU_NUMPY
+
+
+def cpu():
+    """The C++ backend (disabled when the extension is not built)."""
+    return _CPU
+
+
+def cuda():
+    """The CUDA backend; ``enabled()`` is False when not built or no GPU is present."""
+    return _CUDA
+
+
+def default_device():
+    return _CPU if _CPU.enabled() else _CPU_NUMPY
+
+
+def all_devices():
+    """Every enabled device."""
+    return [d for d in (_CPU_NUMPY, _CPU, _CUDA) if d.enabled()]
+
+
+def _load_cpu():
+    try:
+        from . import ndarray_backend_cpu
+    except ImportError:
+        return None
+    return ndarray_backend_cpu
+
+
+def _load_cuda():
+    try:
+        from . import ndarray_backend_cuda
+    except ImportError:
+        return None
+    try:
+        if not ndarray_backend_cuda.device_available():
+            return None
+    except Exception:
+        return None
+    return ndarray_backend_cuda
+
+
+_CPU_NUMPY = BackendDevice("cpu_numpy", ndarray_backend_numpy)
+_CPU = BackendDevice("cpu", _load_cpu())
+_CUDA = BackendDevice("cuda", _load_cuda())
+
+
+def _normalize_index(i, dim, axis):
+    if not isinstance(i, (int, np.integer)):
+        raise TypeError(f"NDArray index must be int or slice, got {type(i).__name__}")
+    i = int(i)
+    if not -dim <= i < dim:
+        raise IndexError(f"index {i} is out of bounds for axis {axis} with size {dim}")
+    return i + dim if i < 0 else i
+
+
+class NDArray:
+    """A strided n-dimensional array on a device (float32 or float64)."""
+
+    def __init__(self, other, device=None, dtype=None):
+        if isinstance(other, NDArray):
+            device = other.device if device is None else device
+            dtype = other.dtype if dtype is None else dtype
+            if device == other.device and dtype == other.dtype:
+                self._init(other.copy())
+            else:
+                self._init(NDArray(other.numpy(), device=device, dtype=dtype))
+            return
+        device = default_device() if device is None else device
+        if dtype is None and isinstance(other, np.ndarray) and other.dtype == np.float64:
+            dtype = "float64" if "float64" in device.dtypes else "float32"
+        dtype = device.check_dtype(dtype)
+        arr = np.ascontiguousarray(np.asarray(other, dtype=dtype))
+        self._init(NDArray.make(arr.shape, device=device, dtype=dtype))
+        device.from_numpy(arr, self._handle)
+
+    def _init(self, other):
+        self._shape = other._shape
+        self._strides = other._strides
+        self._offset = other._offset
+        self._device = other._device
+        self._handle = other._handle
+
+    @staticmethod
+    def compact_strides(shape):
+        return compact_strides(shape)
+
+    @staticmethod
+    def make(shape, strides=None, device=None, handle=None, offset=0, dtype="float32"):
+        """An array over ``handle`` (or a fresh uninitialised buffer) with the given view."""
+        array = NDArray.__new__(NDArray)
+        array._shape = tuple(int(s) for s in shape)
+        array._strides = compact_strides(array._shape) if strides is None else tuple(strides)
+        array._offset = int(offset)
+        array._device = default_device() if device is None else device
+        if handle is None:
+            handle = array._device.Array(prod(array._shape), dtype)
+        array._handle = handle
+        return array
+
+    # --- properties -------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def strides(self):
+        return self._strides
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def dtype(self):
+        return self._handle.dtype
+
+    @property
+    def ndim(self):
+        return len(self._shape)
+
+    @property
+    def size(self):
+        return prod(self._shape)
+
+    def __len__(self):
+        if not self._shape:
+            raise TypeError("len() of a 0-d NDArray")
+        return self._shape[0]
+
+    def __repr__(self):
+        return f"NDArray({self.numpy()!r}, device={self.device!r})"
+
+    def __str__(self):
+        return str(self.numpy())
+
+    # --- conversion -------------------------------------------------------------------
+    def numpy(self):
+        return self.device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def astype(self, dtype):
+        dtype = self.device.check_dtype(dtype)
+        return self if dtype == self.dtype else NDArray(self.numpy().astype(dtype), self.device)
+
+    def to(self, device):
+        return self if device == self.device else NDArray(self.numpy(), device=device)
+
+    def fill(self, value):
+        """Set every element of the buffer to ``value`` in place."""
+        self.device.fill(self._handle, value)
+
+    def copy(self):
+        out = NDArray.make(self.shape, device=self.device, dtype=self.dtype)
+        self.device.compact(self._handle, out._handle, self.shape, self.strides, self._offset)
+        return out
+
+    def is_compact(self):
+        return (
+            self._strides == compact_strides(self._shape)
+            and prod(self._shape) == self._handle.size
+        )
+
+    def compact(self):
+        """Self when packed row-major, else a packed copy."""
+        return self if self.is_compact() else self.copy()
+
+    # --- views ------------------------------------------------------------------------
+    def as_strided(self, shape, strides):
+        if len(shape) != len(strides):
+            raise ValueError(f"as_strided: shape {shape} and strides {strides} differ in rank")
+        return NDArray.make(shape, strides, self.device, self._handle, self._offset)
+
+    @property
+    def flat(self):
+        return self.reshape((self.size,))
+
+    def reshape(self, new_shape):
+        """A view with ``new_shape`` (one axis may be -1); the array must be compact."""
+        new_shape = tuple(int(s) for s in new_shape)
+        if new_shape.count(-1) > 1:
+            raise ValueError(f"reshape: only one axis may be -1, got {new_shape}")
+        if -1 in new_shape:
+            known = prod(s for s in new_shape if s != -1)
+            if known == 0 or self.size % known:
+                raise ValueError(f"reshape: cannot reshape array of shape {self.shape} into {new_shape}")
+            new_shape = tuple(self.size // known if s == -1 else s for s in new_shape)
+        if prod(new_shape) != self.size or builtins.any(s < 0 for s in new_shape):
+            raise ValueError(f"reshape: cannot reshape array of shape {self.shape} into {new_shape}")
+        base = self if self.is_compact_view() else self.compact()
+        return NDArray.make(new_shape, compact_strides(new_shape), self.device, base._handle, base._offset)
+
+    def is_compact_view(self):
+        """Row-major strides (the buffer may be larger than the view)."""
+        return all(
+            st == cs for st, cs, d in zip(self._strides, compact_strides(self._shape), self._shape) if d != 1
+        )
+
+    def permute(self, new_axes):
+        new_axes = tuple(a + self.ndim if a < 0 else a for a in new_axes)
+        if sorted(new_axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: {new_axes} is not a permutation of the axes of shape {self.shape}")
+        return self.as_strided(
+            tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes)
+        )
+
+    def broadcast_to(self, new_shape):
+        """A view with stride 0 on broadcast axes (NumPy rules; new leading axes allowed)."""
+        new_shape = tuple(int(s) for s in new_shape)
+        lead = len(new_shape) - self.ndim
+        if lead < 0:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {new_shape}")
+        strides = [0] * lead
+        for old, new, stride in zip(self._shape, new_shape[lead:], self._strides):
+            if old == new:
+                strides.append(stride)
+            elif old == 1:
+                strides.append(0)
+            else:
+                raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {new_shape}")
+        return self.as_strided(new_shape, tuple(strides))
+
+    def process_slice(self, sl, dim):
+        """Normalise a slice to (start, stop, step) with NumPy semantics."""
+        start, stop, step = sl.indices(dim)
+        return slice(start, stop, step)
+
+    def _view_of(self, idxs):
+        if not isinstance(idxs, tuple):
+            idxs = (idxs,)
+        if len(idxs) > self.ndim:
+            raise IndexError(f"too many indices ({len(idxs)}) for array of shape {self.shape}")
+        idxs = idxs + (slice(None),) * (self.ndim - len(idxs))
+        shape, strides, offset = [], [], self._offset
+        for axis, (idx, dim, stride) in enumerate(zip(idxs, self._shape, self._strides)):
+            if isinstance(idx, slice):
+                start, stop, step = idx.indices(dim)
+                n = len(range(start, stop, step))
+            else:
+                start, step, n = _normalize_index(idx, dim, axis), 1, 1
+            shape.append(n)
+            strides.append(stride * step)
+            offset += start * stride if n else 0
+        return NDArray.make(tuple(shape), tuple(strides), self.device, self._handle, offset)
+
+    def __getitem__(self, idxs):
+        """A view; an int index keeps its axis with length 1 (the course's convention)."""
+        return self._view_of(idxs)
+
+    def __setitem__(self, idxs, other):
+        view = self._view_of(idxs)
+        if isinstance(other, NDArray):
+            self._check_same_device(other, "setitem")
+            if other.size != view.size:
+                raise ValueError(f"setitem: value of shape {other.shape} does not fit view {view.shape}")
+            other = other.compact()
+            if other.dtype != self.dtype:
+                other = other.astype(self.dtype)
+            self.device.ewise_setitem(other._handle, view._handle, view.shape, view.strides, view._offset)
+        else:
+            self.device.scalar_setitem(
+                view.size, float(other), view._handle, view.shape, view.strides, view._offset
+            )
+
+    def flip(self, axes=None):
+        """A compact copy reversed along ``axes`` (all axes when None)."""
+        axes = range(self.ndim) if axes is None else (axes,) if isinstance(axes, int) else axes
+        axes = {a + self.ndim if a < 0 else a for a in axes}
+        offset, strides = self._offset, list(self._strides)
+        for a in axes:
+            if not 0 <= a < self.ndim:
+                raise ValueError(f"flip: axis {a} out of range for shape {self.shape}")
+            if self._shape[a] > 0:
+                offset += (self._shape[a] - 1) * strides[a]
+            strides[a] = -strides[a]
+        view = NDArray.make(self._shape, tuple(strides), self.device, self._handle, offset)
+        return view.copy()
+
+    def pad(self, axes):
+        """Zero padding: ``axes`` gives (before, after) for every axis."""
+        if len(axes) != self.ndim or builtins.any(lo < 0 or hi < 0 for lo, hi in axes):
+            raise ValueError(f"pad: need one non-negative (before, after) per axis of {self.shape}, got {axes}")
+        out = self.device.full(
+            tuple(d + lo + hi for d, (lo, hi) in zip(self._shape, axes)), 0.0, self.dtype
+        )
+        out[tuple(slice(lo, lo + d) for d, (lo, _) in zip(self._shape, axes))] = self
+        return out
+
+    # --- elementwise ------------------------------------------------------------------
+    def _check_same_device(self, other, what):
+        if other.device != self.device:
+            raise ValueError(
+                f"{what}: arrays on different devices: {self.device!r} {self.shape} and {other.device!r} {other.shape}"
+            )
+
+    def _binary(self, other, ewise_name, scalar_name):
+        if isinstance(other, NDArray):
+            self._check_same_device(other, ewise_name)
+            if other.dtype != self.dtype:
+                raise TypeError(
+                    f"{ewise_name}: dtype mismatch {self.dtype} {self.shape} vs {other.dtype} {other.shape}"
+                )
+            a, b = self, other
+            if a.shape != b.shape:
+                shape = broadcast_shapes(a.shape, b.shape)
+                a, b = a.broadcast_to(shape), b.broadcast_to(shape)
+            out = NDArray.make(a.shape, device=self.device, dtype=self.dtype)
+            getattr(self.device, ewise_name)(a.compact()._handle, b.compact()._handle, out._handle)
+        else:
+            out = NDArray.make(self.shape, device=self.device, dtype=self.dtype)
+            getattr(self.device, scalar_name)(self.compact()._handle, float(other), out._handle)
+        return out
+
+    def _unary(self, name):
+        out = NDArray.make(self.shape, device=self.device, dtype=self.dtype)
+        getattr(self.device, name)(self.compact()._handle, out._handle)
+        return out
+
+    def __add__(self, other):
+        return self._binary(other, "ewise_add", "scalar_add")
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self._binary(other, "ewise_sub", "scalar_sub")
+
+    def __rsub__(self, other):
+        return self._binary(other, "ewise_sub", "scalar_rsub") if not isinstance(other, NDArray) else other - self
+
+    def __mul__(self, other):
+        return self._binary(other, "ewise_mul", "scalar_mul")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return self._binary(other, "ewise_div", "scalar_div")
+
+    def __rtruediv__(self, other):
+        return self._binary(other, "ewise_div", "scalar_rdiv")
+
+    def __neg__(self):
+        return self._unary("ewise_neg")
+
+    def __pow__(self, other):
+        return self._binary(other, "ewise_power", "scalar_power")
+
+    def __rpow__(self, other):
+        return self._binary(other, "ewise_power", "scalar_rpower")
+
+    def maximum(self, other):
+        return self._binary(other, "ewise_maximum", "scalar_maximum")
+
+    def __eq__(self, other):
+        return self._binary(other, "ewise_eq", "scalar_eq")
+
+    def __ne__(self, other):
+        return self._binary(other, "ewise_ne", "scalar_ne")
+
+    def __ge__(self, other):
+        return self._binary(other, "ewise_ge", "scalar_ge")
+
+    def __gt__(self, other):
+        return self._binary(other, "ewise_gt", "scalar_gt")
+
+    def __le__(self, other):
+        return self._binary(other, "ewise_le", "scalar_le")
+
+    def __lt__(self, other):
+        return self._binary(other, "ewise_lt", "scalar_lt")
+
+    __hash__ = None
+
+    def log(self):
+        return self._unary("ewise_log")
+
+    def exp(self):
+        return self._unary("ewise_exp")
+
+    def tanh(self):
+        return self._unary("ewise_tanh")
+
+    def sqrt(self):
+        return self._unary("ewise_sqrt")
+
+    def abs(self):
+        return self._unary("ewise_abs")
+
+    def sign(self):
+        return self._unary("ewise_sign")
+
+    def sigmoid(self):
+        return self._unary("ewise_sigmoid")
+
+    def relu(self):
+        return self._unary("ewise_relu")
+
+    # --- matmul -----------------------------------------------------------------------
+    def __matmul__(self, other):
+        """2-D or batched matmul; leading (batch) axes broadcast as in NumPy."""
+        self._check_same_device(other, "matmul")
+        if self.dtype != other.dtype:
+            raise TypeError(f"matmul: dtype mismatch {self.dtype} vs {other.dtype}")
+        if self.ndim < 2 or other.ndim < 2:
+            raise ValueError(f"matmul: both operands need >= 2 axes, got {self.shape} @ {other.shape}")
+        (m, n), (n2, p) = self.shape[-2:], other.shape[-2:]
+        if n != n2:
+            raise ValueError(f"matmul: inner dimensions differ: {self.shape} @ {other.shape}")
+        if self.ndim == 2 and other.ndim == 2:
+            out = NDArray.make((m, p), device=self.device, dtype=self.dtype)
+            self.device.matmul(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
+            return out
+        batch_shape = broadcast_shapes(self.shape[:-2], other.shape[:-2])
+        a = _batched_operand(self, batch_shape)
+        b = _batched_operand(other, batch_shape)
+        batch = prod(batch_shape)
+        out = NDArray.make((*batch_shape, m, p), device=self.device, dtype=self.dtype)
+        self.device.matmul_batched(
+            a._handle, b._handle, out._handle, batch, m, n, p,
+            m * n if a.size > m * n else 0, n * p if b.size > n * p else 0,
+        )
+        return out
+
+    # --- reductions -------------------------------------------------------------------
+    def _reduce(self, axis, keepdims, name):
+        axes = _normalize_axes(axis, self.ndim, name)
+        rest = tuple(a for a in range(self.ndim) if a not in axes)
+        view = self.permute(rest + axes).compact()
+        kept = tuple(self._shape[a] for a in rest)
+        reduce_size = prod(self._shape[a] for a in axes)
+        if reduce_size == 0 and name == "max":
+            raise ValueError(f"max: zero-size reduction over axes {axes} of shape {self.shape}")
+        out = NDArray.make(kept, device=self.device, dtype=self.dtype)
+        if reduce_size == 0:
+            out.fill(0.0)
+        else:
+            getattr(self.device, "reduce_" + name)(view._handle, out._handle, reduce_size)
+        if keepdims:
+            out = out.reshape(tuple(1 if a in axes else d for a, d in enumerate(self._shape)))
+        return out
+
+    def sum(self, axis=None, keepdims=False):
+        return self._reduce(axis, keepdims, "sum")
+
+    def max(self, axis=None, keepdims=False):
+        return self._reduce(axis, keepdims, "max")
+
+
+def _batched_operand(x, batch_shape):
+    """x broadcast over batch_shape, packed as (batch, rows, cols) unless it needs no batch."""
+    if x.ndim == 2:
+        return x.compact()
+    if tuple(x.shape[:-2]) == tuple(batch_shape):
+        return x.compact()
+    return x.broadcast_to((*batch_shape, *x.shape[-2:])).compact()
+
+
+def _normalize_axes(axis, ndim, what):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{what}: axis {a} out of range for {ndim}-d array")
+        out.append(a + ndim if a < 0 else a)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: repeated axis in {axes}")
+    return tuple(sorted(out))
+
+
+def broadcast_shapes(*shapes):
+    """NumPy's broadcast rule; ValueError naming the shapes when they do not broadcast."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes {' and '.join(map(str, shapes))} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+# --- convolution and pooling kernels (used by needle.ops.ops_conv) ------------------------
+def conv_forward(a, b, geometry, out_shape):
+    """Run the backend conv kernel; ``geometry`` is the 25-int list of the backend table."""
+    out = NDArray.make(out_shape, device=a.device, dtype=a.dtype)
+    a.device.conv_forward(a.compact()._handle, b.compact()._handle, out._handle, list(geometry))
+    return out
+
+
+def conv_backward_weight(a, grad, geometry, weight_shape):
+    out = NDArray.make(weight_shape, device=a.device, dtype=a.dtype)
+    a.device.conv_backward_weight(a.compact()._handle, grad.compact()._handle, out._handle, list(geometry))
+    return out
+
+
+def maxpool_forward(a, geometry, out_shape):
+    out = NDArray.make(out_shape, device=a.device, dtype=a.dtype)
+    a.device.maxpool_forward(a.compact()._handle, out._handle, list(geometry))
+    return out
+
+
+def maxpool_backward(a, grad, geometry):
+    out = NDArray.make(a.shape, device=a.device, dtype=a.dtype)
+    a.device.maxpool_backward(a.compact()._handle, grad.compact()._handle, out._handle, list(geometry))
+    return out
+
+
+# --- module-level API (the course's names) -----------------------------------------------
+def array(a, dtype="float32", device=None):
+    """A new compact NDArray holding a copy of ``a``."""
+    return NDArray(a, device=device, dtype=dtype)
+
+
+def empty(shape, dtype="float32", device=None):
+    return (default_device() if device is None else device).empty(shape, dtype)
+
+
+def full(shape, fill_value, dtype="float32", device=None):
+    return (default_device() if device is None else device).full(shape, fill_value, dtype)
+
+
+def broadcast_to(array, new_shape):
+    return array.broadcast_to(new_shape)
+
+
+def reshape(array, new_shape):
+    return array.reshape(new_shape)
+
+
+def maximum(a, b):
+    return a.maximum(b)
+
+
+def log(a):
+    return a.log()
+
+
+def exp(a):
+    return a.exp()
+
+
+def tanh(a):
+    return a.tanh()
+
+
+def sum(a, axis=None, keepdims=False):
+    return a.sum(axis=axis, keepdims=keepdims)
+
+
+def flip(a, axes):
+    return a.flip(axes)
