@@ -1,0 +1,472 @@
+"""Reverse-mode automatic differentiation: Value, Tensor, TensorTuple, Op and backward.
+
+A ``Tensor`` is a node of a computation graph: a leaf (``op is None``) or the output of an
+``Op`` applied to input tensors.  Forward values are computed eagerly.  ``backward()``
+walks the graph in reverse topological order and asks each op for the gradient of its
+inputs; gradients are built from needle ops, so they are Tensors that can be
+differentiated again (grad of grad).
+"""
+
+from contextlib import contextmanager
+from typing import List, Optional, Tuple, Union
+
+import numpy
+
+from .backend_selection import BACKEND, Device, NDArray, array_api, cpu, default_device
+
+LAZY_MODE = False
+TENSOR_COUNTER = 0
+
+_GRAD_ENABLED = True
+
+
+@contextmanager
+def no_grad():
+    """Inside this context ops record no graph: every result is a constant leaf."""
+    global _GRAD_ENABLED
+    previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED = previous
+
+
+def is_grad_enabled():
+    return _GRAD_ENABLED
+
+
+class Op:
+    """An operator: ``compute`` on backend arrays, ``gradient`` in needle ops."""
+
+    def __call__(self, *args):
+        raise NotImplementedError()
+
+    def compute(self, *args: Tuple[NDArray]):
+        """The forward value from the inputs' backend arrays."""
+        raise NotImplementedError()
+
+    def gradient(self, out_grad: "Value", node: "Value") -> Union["Value", Tuple["Value"]]:
+        """The partial adjoint for each input, given the output's adjoint ``out_grad``.
+
+        An entry may be None for an input that does not require a gradient.
+        """
+        raise NotImplementedError()
+
+    def gradient_as_tuple(self, out_grad: "Value", node: "Value") -> Tuple["Value"]:
+        """``gradient`` as a tuple, whatever the op returned."""
+        output = self.gradient(out_grad, node)
+        if isinstance(output, tuple):
+            return output
+        if isinstance(output, list):
+            return tuple(output)
+        return (output,)
+
+
+class Value:
+    """A node of the graph (the common base of Tensor and TensorTuple)."""
+
+    op: Optional[Op]
+    inputs: List["Value"]
+    cached_data: NDArray
+    requires_grad: bool
+
+    def realize_cached_data(self):
+        """The node's backing array (the live storage object), computed once."""
+        if self.cached_data is not None:
+            return self.cached_data
+        self.cached_data = self.op.compute(*[x.realize_cached_data() for x in self.inputs])
+        return self.cached_data
+
+    def is_leaf(self):
+        return self.op is None
+
+    def __del__(self):
+        global TENSOR_COUNTER
+        TENSOR_COUNTER -= 1
+
+    def _init(self, op, inputs, *, num_outputs=1, cached_data=None, requires_grad=None):
+        global TENSOR_COUNTER
+        TENSOR_COUNTER += 1
+        if requires_grad is None:
+            requires_grad = any(x.requires_grad for x in inputs)
+        self.op = op
+        self.inputs = inputs
+        self.num_outputs = num_outputs
+        self.cached_data = cached_data
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def make_const(cls, data, requires_grad=False):
+        """A leaf around an existing backend array (or a Value's data)."""
+        value = cls.__new__(cls)
+        if isinstance(data, Value):
+            data = data.realize_cached_data()
+        value._init(None, [], cached_data=data, requires_grad=requires_grad)
+        return value
+
+    @classmethod
+    def make_from_op(cls, op: Op, inputs: List["Value"]):
+        value = cls.__new__(cls)
+        if len(inputs) > 1:
+            _check_compatible(op, inputs)
+        if not _GRAD_ENABLED or not any(x.requires_grad for x in inputs):
+            # Nothing upstream needs a gradient: a constant leaf, no graph recorded.
+            data = op.compute(*[x.realize_cached_data() for x in inputs])
+            value._init(None, [], cached_data=data, requires_grad=False)
+            return value
+        value._init(op, inputs, requires_grad=True)
+        if not LAZY_MODE:
+            value.realize_cached_data()
+        return value
+
+
+def _check_compatible(op, inputs):
+    """All tensor inputs of one op must share a device and a dtype."""
+    if BACKEND != "nd":
+        return
+    first = inputs[0].realize_cached_data()
+    for x in inputs[1:]:
+        data = x.realize_cached_data()
+        if isinstance(data, tuple) or isinstance(first, tuple):
+            continue
+        if data.device is not first.device and data.device != first.device:
+            raise ValueError(
+                f"{type(op).__name__}: inputs on different devices: {first.device} {first.shape} "
+                f"and {data.device} {data.shape}"
+            )
+        if data.dtype != first.dtype:
+            raise ValueError(
+                f"{type(op).__name__}: inputs of different dtypes: {first.dtype} {first.shape} "
+                f"and {data.dtype} {data.shape}"
+            )
+
+
+class TensorOp(Op):
+    """An op whose output is a Tensor."""
+
+    def __call__(self, *args):
+        return Tensor.make_from_op(self, args)
+
+
+class TensorTupleOp(Op):
+    """An op whose output is a TensorTuple."""
+
+    def __call__(self, *args):
+        return TensorTuple.make_from_op(self, args)
+
+
+class TensorTuple(Value):
+    """A tuple of arrays as one graph node (the output of split, the input of stack)."""
+
+    def __len__(self):
+        return len(self.realize_cached_data())
+
+    def __getitem__(self, index: int):
+        return ops.tuple_get_item(self, index)
+
+    def tuple(self):
+        return tuple(self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        return "needle.TensorTuple" + str(self.tuple())
+
+    def __str__(self):
+        return self.__repr__()
+
+    def __add__(self, other):
+        if not isinstance(other, TensorTuple) or len(self) != len(other):
+            raise ValueError("TensorTuple + needs another TensorTuple of the same length")
+        return ops.make_tuple(*[self[i] + other[i] for i in range(len(self))])
+
+    def detach(self):
+        return TensorTuple.make_const(self.realize_cached_data())
+
+    @property
+    def device(self):
+        return self.realize_cached_data()[0].device if len(self) else default_device()
+
+
+class Tensor(Value):
+    """An n-dimensional array that records the operations applied to it."""
+
+    grad: "Tensor"
+
+    def __init__(self, array, *, device: Optional[Device] = None, dtype=None, requires_grad=True, **kwargs):
+        if isinstance(array, Tensor):
+            if device is None:
+                device = array.device
+            if dtype is None:
+                dtype = array.dtype
+            if device == array.device and dtype == array.dtype:
+                cached_data = array.realize_cached_data()
+            else:
+                cached_data = Tensor._array_from_numpy(array.numpy(), device=device, dtype=dtype)
+        elif BACKEND == "nd" and isinstance(array, NDArray):
+            device = array.device if device is None else device
+            cached_data = array if device == array.device else array.to(device)
+            if dtype is not None and str(dtype) != cached_data.dtype:
+                cached_data = cached_data.astype(dtype)
+        else:
+            device = device if device else default_device()
+            cached_data = Tensor._array_from_numpy(array, device=device, dtype=dtype)
+        self._init(None, [], cached_data=cached_data, requires_grad=requires_grad)
+
+    @staticmethod
+    def _array_from_numpy(numpy_array, device, dtype):
+        if array_api is numpy:
+            data = numpy.array(numpy_array, dtype=dtype)
+            return data
+        return array_api.array(numpy.asarray(numpy_array), device=device, dtype=dtype or "float32")
+
+    @staticmethod
+    def make_from_op(op: Op, inputs: List["Value"]):
+        return Value.make_from_op.__func__(Tensor, op, inputs)
+
+    @staticmethod
+    def make_const(data, requires_grad=False):
+        return Value.make_const.__func__(Tensor, data, requires_grad=requires_grad)
+
+    # --- data ---------------------------------------------------------------------------
+    @property
+    def data(self):
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
+        if value.dtype != self.dtype:
+            raise TypeError(f"Tensor.data: dtype {value.dtype} does not match {self.dtype}")
+        self.cached_data = value.realize_cached_data()
+
+    def detach(self):
+        """A constant leaf sharing this tensor's storage."""
+        return Tensor.make_const(self.realize_cached_data())
+
+    @property
+    def shape(self):
+        return tuple(self.realize_cached_data().shape)
+
+    @property
+    def dtype(self):
+        return self.realize_cached_data().dtype
+
+    @property
+    def device(self):
+        if array_api is numpy:
+            return cpu()
+        return self.realize_cached_data().device
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def numpy(self):
+        data = self.realize_cached_data()
+        if array_api is numpy:
+            return data
+        return data.numpy()
+
+    def __array__(self, dtype=None, copy=None):
+        out = numpy.asarray(self.numpy())
+        return out if dtype is None else out.astype(dtype)
+
+    def item(self):
+        return self.numpy().item()
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        return "needle.Tensor(" + str(self.realize_cached_data()) + ")"
+
+    def __str__(self):
+        return self.realize_cached_data().__str__()
+
+    # --- backward -----------------------------------------------------------------------
+    def backward(self, out_grad: Optional["Tensor"] = None, create_graph: bool = True):
+        """Set ``.grad`` of every node this tensor depends on.
+
+        ``out_grad`` defaults to ones of this tensor's shape.  Each call overwrites the
+        ``.grad`` fields it reaches (the course's semantics).  With ``create_graph=False``
+        the gradients are computed without recording a graph (cheaper; no grad of grad).
+        """
+        if out_grad is None:
+            out_grad = _full_like(self, 1.0)
+        if create_graph:
+            compute_gradient_of_variables(self, out_grad)
+        else:
+            with no_grad():
+                compute_gradient_of_variables(self, out_grad)
+
+    # --- operators (the graph shapes follow the course: a - b is add(a, negate(b))) -----
+    def __add__(self, other):
+        if isinstance(other, Tensor):
+            return ops.EWiseAdd()(self, other)
+        return ops.AddScalar(other)(self)
+
+    def __mul__(self, other):
+        if isinstance(other, Tensor):
+            return ops.EWiseMul()(self, other)
+        return ops.MulScalar(other)(self)
+
+    def __pow__(self, other):
+        if isinstance(other, Tensor):
+            return ops.EWisePow()(self, other)
+        return ops.PowerScalar(other)(self)
+
+    def __rpow__(self, other):
+        return ops.exp(self * float(numpy.log(other)))
+
+    def __sub__(self, other):
+        if isinstance(other, Tensor):
+            return ops.EWiseAdd()(self, ops.Negate()(other))
+        return ops.AddScalar(-other)(self)
+
+    def __rsub__(self, other):
+        return ops.AddScalar(other)(ops.Negate()(self))
+
+    def __truediv__(self, other):
+        if isinstance(other, Tensor):
+            return ops.EWiseDiv()(self, other)
+        return ops.DivScalar(other)(self)
+
+    def __rtruediv__(self, other):
+        return ops.MulScalar(other)(ops.PowerScalar(-1)(self))
+
+    def __matmul__(self, other):
+        return ops.MatMul()(self, other)
+
+    def matmul(self, other):
+        return ops.MatMul()(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.MatMul()(other, self)
+
+    def __neg__(self):
+        return ops.Negate()(self)
+
+    def __getitem__(self, index):
+        return ops.get_item(self, index)
+
+    def sum(self, axes=None, keepdims=False):
+        out = ops.Summation(axes)(self)
+        if keepdims:
+            out = out.reshape(_kept_shape(self.shape, axes))
+        return out
+
+    def broadcast_to(self, shape):
+        return ops.BroadcastTo(shape)(self)
+
+    def reshape(self, shape):
+        return ops.Reshape(shape)(self)
+
+    def transpose(self, axes=None):
+        return ops.Transpose(axes)(self)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+
+def _kept_shape(shape, axes):
+    if axes is None:
+        return (1,) * len(shape)
+    axes = (axes,) if isinstance(axes, int) else axes
+    axes = {a % len(shape) for a in axes}
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+def _full_like(tensor, value):
+    data = tensor.realize_cached_data()
+    if array_api is numpy:
+        return Tensor.make_const(numpy.full(data.shape, value, dtype=data.dtype))
+    return Tensor.make_const(data.device.full(data.shape, value, dtype=data.dtype))
+
+
+def compute_gradient_of_variables(output_tensor, out_grad):
+    """Reverse-mode differentiation: set ``.grad`` on every node ``output_tensor`` depends on."""
+    node_to_output_grads_list = {output_tensor: [out_grad]}
+    for node in reversed(find_topo_sort([output_tensor])):
+        partials = node_to_output_grads_list.pop(node, None)
+        if partials is None:
+            continue
+        node.grad = sum_node_list(partials)
+        if node.op is None:
+            continue
+        in_grads = node.op.gradient_as_tuple(node.grad, node)
+        _check_gradients(node, in_grads)
+        for inp, grad in zip(node.inputs, in_grads):
+            if grad is not None and inp.requires_grad:
+                node_to_output_grads_list.setdefault(inp, []).append(grad)
+
+
+def _check_gradients(node, in_grads):
+    """Each op must return one gradient per input, shaped like that input (STYLE R2)."""
+    name = type(node.op).__name__
+    if len(in_grads) != len(node.inputs):
+        raise RuntimeError(
+            f"{name}.gradient returned {len(in_grads)} gradients for {len(node.inputs)} inputs"
+        )
+    for i, (inp, grad) in enumerate(zip(node.inputs, in_grads)):
+        if grad is None or not isinstance(inp, Tensor) or not isinstance(grad, Tensor):
+            continue
+        if grad.shape != inp.shape:
+            raise RuntimeError(
+                f"{name}.gradient returned {grad.shape} for input {i} of shape {inp.shape}"
+            )
+
+
+def find_topo_sort(node_list: List[Value]) -> List[Value]:
+    """Nodes in post-order depth-first order: every input before its consumers."""
+    visited = set()
+    topo_order = []
+    for node in node_list:
+        _topo_sort_dfs(node, visited, topo_order)
+    return topo_order
+
+
+def _topo_sort_dfs(root, visited, topo_order):
+    # Iterative post-order DFS (deep graphs must not hit Python's recursion limit).
+    if root in visited:
+        return
+    stack = [(root, iter(root.inputs))]
+    visited.add(root)
+    while stack:
+        node, children = stack[-1]
+        for child in children:
+            if child not in visited:
+                visited.add(child)
+                stack.append((child, iter(child.inputs)))
+                break
+        else:
+            stack.pop()
+            topo_order.append(node)
+
+
+def sum_node_list(node_list):
+    """Sum a list of gradient Tensors with needle ops (so the sum stays differentiable)."""
+    total = node_list[0]
+    for node in node_list[1:]:
+        total = total + node
+    return total
+
+
+from . import ops  # noqa: E402  (ops import the classes above)

@@ -1,0 +1,5 @@
+"""(being written)"""
+
+
+def gradcheck(*args, **kwargs):
+    raise NotImplementedError
