@@ -1,0 +1,1 @@
+"""Basic layers (being written)."""
