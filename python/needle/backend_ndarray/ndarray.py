@@ -31,6 +31,46 @@ def compact_strides(shape):
     return tuple(reversed(strides))
 
 
+def slice_view(shape, strides, offset, idxs):
+    """(shape, strides, offset) of the view selected by ``idxs`` (ints and slices).
+
+    Missing trailing indices mean ``:``; an int keeps its axis with length 1 (the course's
+    convention); slices follow Python/NumPy semantics, negative steps included.
+    """
+    if not isinstance(idxs, tuple):
+        idxs = (idxs,)
+    if len(idxs) > len(shape):
+        raise IndexError(f"too many indices ({len(idxs)}) for array of shape {tuple(shape)}")
+    idxs = idxs + (slice(None),) * (len(shape) - len(idxs))
+    new_shape, new_strides = [], []
+    for axis, (idx, dim, stride) in enumerate(zip(idxs, shape, strides)):
+        if isinstance(idx, slice):
+            start, stop, step = idx.indices(dim)
+            n = len(range(start, stop, step))
+        else:
+            start, step, n = _normalize_index(idx, dim, axis), 1, 1
+        new_shape.append(n)
+        new_strides.append(stride * step)
+        offset += start * stride if n else 0
+    return tuple(new_shape), tuple(new_strides), offset
+
+
+def broadcast_strides(shape, strides, new_shape):
+    """Strides of ``shape``/``strides`` broadcast to ``new_shape`` (stride 0 on broadcast axes)."""
+    lead = len(new_shape) - len(shape)
+    if lead < 0:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {tuple(shape)} to {tuple(new_shape)}")
+    out = [0] * lead
+    for old, new, stride in zip(shape, new_shape[lead:], strides):
+        if old == new:
+            out.append(stride)
+        elif old == 1:
+            out.append(0)
+        else:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {tuple(shape)} to {tuple(new_shape)}")
+    return tuple(out)
+
+
 def _check_dtype(dtype):
     try:
         dtype = "float32" if dtype is None else str(np.dtype(dtype))
@@ -152,6 +192,10 @@ def _normalize_index(i, dim, axis):
 
 class NDArray:
     """A strided n-dimensional array on a device (float32 or float64)."""
+
+    # NumPy scalars and arrays on the left of an operator defer to our reflected methods
+    # (np.float32(2) * x stays an NDArray on x's device instead of becoming a NumPy array).
+    __array_ufunc__ = None
 
     def __init__(self, other, device=None, dtype=None):
         if isinstance(other, NDArray):
@@ -306,18 +350,7 @@ class NDArray:
     def broadcast_to(self, new_shape):
         """A view with stride 0 on broadcast axes (NumPy rules; new leading axes allowed)."""
         new_shape = tuple(int(s) for s in new_shape)
-        lead = len(new_shape) - self.ndim
-        if lead < 0:
-            raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {new_shape}")
-        strides = [0] * lead
-        for old, new, stride in zip(self._shape, new_shape[lead:], self._strides):
-            if old == new:
-                strides.append(stride)
-            elif old == 1:
-                strides.append(0)
-            else:
-                raise ValueError(f"broadcast_to: cannot broadcast shape {self.shape} to {new_shape}")
-        return self.as_strided(new_shape, tuple(strides))
+        return self.as_strided(new_shape, broadcast_strides(self._shape, self._strides, new_shape))
 
     def process_slice(self, sl, dim):
         """Normalise a slice to (start, stop, step) with NumPy semantics."""
@@ -325,22 +358,8 @@ class NDArray:
         return slice(start, stop, step)
 
     def _view_of(self, idxs):
-        if not isinstance(idxs, tuple):
-            idxs = (idxs,)
-        if len(idxs) > self.ndim:
-            raise IndexError(f"too many indices ({len(idxs)}) for array of shape {self.shape}")
-        idxs = idxs + (slice(None),) * (self.ndim - len(idxs))
-        shape, strides, offset = [], [], self._offset
-        for axis, (idx, dim, stride) in enumerate(zip(idxs, self._shape, self._strides)):
-            if isinstance(idx, slice):
-                start, stop, step = idx.indices(dim)
-                n = len(range(start, stop, step))
-            else:
-                start, step, n = _normalize_index(idx, dim, axis), 1, 1
-            shape.append(n)
-            strides.append(stride * step)
-            offset += start * stride if n else 0
-        return NDArray.make(tuple(shape), tuple(strides), self.device, self._handle, offset)
+        shape, strides, offset = slice_view(self._shape, self._strides, self._offset, idxs)
+        return NDArray.make(shape, strides, self.device, self._handle, offset)
 
     def __getitem__(self, idxs):
         """A view; an int index keeps its axis with length 1 (the course's convention)."""
@@ -353,6 +372,8 @@ class NDArray:
             if other.size != view.size:
                 raise ValueError(f"setitem: value of shape {other.shape} does not fit view {view.shape}")
             other = other.compact()
+            if other._handle is self._handle:
+                other = other.copy()  # e.g. a[::-1] = a: never read what is being overwritten
             if other.dtype != self.dtype:
                 other = other.astype(self.dtype)
             self.device.ewise_setitem(other._handle, view._handle, view.shape, view.strides, view._offset)
