@@ -210,7 +210,7 @@ class NDArray:
         if dtype is None and isinstance(other, np.ndarray) and other.dtype == np.float64:
             dtype = "float64" if "float64" in device.dtypes else "float32"
         dtype = device.check_dtype(dtype)
-        arr = np.ascontiguousarray(np.asarray(other, dtype=dtype))
+        arr = np.asarray(other, dtype=dtype, order="C")  # keeps 0-d arrays 0-d
         self._init(NDArray.make(arr.shape, device=device, dtype=dtype))
         device.from_numpy(arr, self._handle)
 
