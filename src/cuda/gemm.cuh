@@ -1,0 +1,239 @@
+// The one GEMM of the CUDA backend: C = op(A) @ B, batched, with leading dimensions and
+// batch strides, used by matmul, matmul_batched and both convolution kernels.
+//
+// Kernel: a BM x BN block tile of C per thread block, staged through shared memory in
+// BK-deep slices; each thread accumulates a TM x TN register tile whose rows and columns are
+// interleaved across the block (row tr + i * BM/TM, column tc + j * BN/TN), so shared-memory
+// reads of B are consecutive across a warp and those of A are broadcasts. Every global load
+// and store is guarded, so any M, N, K is correct (zeros are staged outside the matrices).
+// A tile is stored k-major (As[k][i]) with 4 elements of padding per row so that the
+// transposing store is free of bank conflicts.
+//
+// Split-K: when the output has too few tiles to fill the GPU, the K range is split over
+// grid z and the partial products are added with atomicAdd into a zeroed C.
+// Batches beyond the 65535 grid-z limit are launched in several chunks.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda/common.cuh"
+#include "cuda/elementwise.cuh"
+
+namespace needle {
+namespace cuda {
+
+template <class T>
+struct GemmParams {
+  int M, N, K;        // op(A): M x K, B: K x N, C: M x N
+  const T* A;         // row-major M x K with leading dimension lda, or (trans_a) K x M
+  int64_t lda, batch_a;
+  const T* B;         // row-major K x N
+  int64_t ldb, batch_b;
+  T* C;               // row-major M x N
+  int64_t ldc, batch_c;
+  int k_split;        // K range of one split (a multiple of BK)
+  int splits;         // number of K splits (grid z = batch * splits)
+};
+
+template <class T, int BM, int BN, int BK, int TM, int TN, bool TRANS_A, bool ATOMIC>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN))
+    gemm_kernel(GemmParams<T> p, int64_t batch_base) {
+  constexpr int NT = (BM / TM) * (BN / TN);
+  constexpr int RM = BM / TM, RN = BN / TN;  // thread grid of the block
+  __shared__ T As[BK][BM + 4];
+  __shared__ T Bs[BK][BN];
+
+  const int64_t batch = batch_base + blockIdx.z / p.splits;
+  const int split = blockIdx.z % p.splits;
+  const T* A = p.A + batch * p.batch_a;
+  const T* B = p.B + batch * p.batch_b;
+  T* C = p.C + batch * p.batch_c;
+  const int row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
+  const int k_begin = split * p.k_split;
+  const int k_end = min(p.K, k_begin + p.k_split);
+  const int tid = threadIdx.x;
+  const int tr = tid / RN, tc = tid % RN;
+
+  T acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
+
+  for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+#pragma unroll
+    for (int r = 0; r < BM * BK / NT; ++r) {
+      const int e = tid + r * NT;
+      // consecutive threads walk the contiguous axis of A in memory
+      const int i = TRANS_A ? e % BM : e / BK;
+      const int k = TRANS_A ? e / BM : e % BK;
+      const int gi = row0 + i, gk = k0 + k;
+      T v = T(0);
+      if (gi < p.M && gk < k_end) {
+        v = TRANS_A ? A[int64_t(gk) * p.lda + gi] : A[int64_t(gi) * p.lda + gk];
+      }
+      As[k][i] = v;
+    }
+#pragma unroll
+    for (int r = 0; r < BN * BK / NT; ++r) {
+      const int e = tid + r * NT;
+      const int k = e / BN, j = e % BN;
+      const int gk = k0 + k, gj = col0 + j;
+      Bs[k][j] = (gk < k_end && gj < p.N) ? B[int64_t(gk) * p.ldb + gj] : T(0);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      T ra[TM], rb[TN];
+#pragma unroll
+      for (int i = 0; i < TM; ++i) ra[i] = As[kk][tr + i * RM];
+#pragma unroll
+      for (int j = 0; j < TN; ++j) rb[j] = Bs[kk][tc + j * RN];
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] += ra[i] * rb[j];
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    const int gi = row0 + tr + i * RM;
+    if (gi >= p.M) continue;
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+      const int gj = col0 + tc + j * RN;
+      if (gj >= p.N) continue;
+      T* dst = C + int64_t(gi) * p.ldc + gj;
+      if (ATOMIC) {
+        atomicAdd(dst, acc[i][j]);
+      } else {
+        *dst = acc[i][j];
+      }
+    }
+  }
+}
+
+// Tile configurations, chosen in one place. The large float tile (128 x 128, 8 x 8 per
+// thread, 256 threads) gives 64 FMAs per 16 shared-memory loads; the small one serves
+// problems whose large-tile grid would leave SMs idle; double uses 64 x 64 (half the
+// registers per value).
+template <class T>
+struct GemmConfigLarge;
+template <>
+struct GemmConfigLarge<float> {
+  static constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
+};
+template <>
+struct GemmConfigLarge<double> {
+  static constexpr int BM = 64, BN = 64, BK = 8, TM = 4, TN = 4;
+};
+template <class T>
+struct GemmConfigSmall {
+  static constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4;
+};
+
+template <class T, class Cfg, bool TRANS_A, bool ATOMIC>
+void launch_gemm_kernel(GemmParams<T> p, int64_t batch) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, TM = Cfg::TM, TN = Cfg::TN;
+  constexpr int NT = (BM / TM) * (BN / TN);
+  static_assert(BM % TM == 0 && BN % TN == 0, "the thread tile must divide the block tile");
+  static_assert(NT % 32 == 0 && NT <= 1024, "whole warps, at most 1024 threads");
+  static_assert((BM * BK) % NT == 0 && (BN * BK) % NT == 0,
+                "every thread loads the same number of tile elements");
+  const int64_t gx = ceil_div<int64_t>(p.M, BM), gy = ceil_div<int64_t>(p.N, BN);
+  if (gy > 65535) {
+    throw std::invalid_argument("gemm: N=" + std::to_string(p.N) + " exceeds the grid limit");
+  }
+  const int64_t max_z = 65535 / p.splits;
+  for (int64_t b0 = 0; b0 < batch; b0 += max_z) {
+    const int64_t nb = std::min<int64_t>(max_z, batch - b0);
+    dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
+              static_cast<unsigned>(nb * p.splits));
+    gemm_kernel<T, BM, BN, BK, TM, TN, TRANS_A, ATOMIC><<<grid, NT>>>(p, b0);
+    check_launch("gemm_kernel");
+  }
+}
+
+// Picks the tile, the K split and the store mode. `accumulate`: C already holds values
+// to add to (the kernel uses atomicAdd). `c_dense`: the batch's C blocks are one contiguous
+// range (ldc == N, batch_c == M * N), so it may be zeroed here for a split-K launch.
+template <class T, class Cfg, bool TRANS_A>
+void gemm_with_config(GemmParams<T> p, int64_t batch, bool accumulate, bool c_dense) {
+  const int64_t tiles = ceil_div<int64_t>(p.M, Cfg::BM) * ceil_div<int64_t>(p.N, Cfg::BN) * batch;
+  const int64_t want = 2 * int64_t(sm_count());
+  int splits = 1;
+  if (tiles < want && p.K >= 1024 && (accumulate || c_dense)) {
+    splits = static_cast<int>(std::min<int64_t>(ceil_div<int64_t>(want, tiles), p.K / 512));
+    splits = std::max(splits, 1);
+  }
+  p.k_split = static_cast<int>(
+      ceil_div<int64_t>(ceil_div<int64_t>(std::max(p.K, 1), splits), Cfg::BK) * Cfg::BK);
+  p.splits = static_cast<int>(ceil_div<int64_t>(std::max(p.K, 1), p.k_split));
+  if (accumulate) {
+    launch_gemm_kernel<T, Cfg, TRANS_A, true>(p, batch);
+  } else if (p.splits > 1) {
+    launch_fill<T>(p.C, T(0), batch * int64_t(p.M) * p.N);
+    launch_gemm_kernel<T, Cfg, TRANS_A, true>(p, batch);
+  } else {
+    launch_gemm_kernel<T, Cfg, TRANS_A, false>(p, batch);
+  }
+}
+
+// C = op(A) @ B (+ C when accumulate) for `batch` problems. M, N, K must fit in int.
+template <class T>
+void gemm(GemmParams<T> p, int64_t batch, bool trans_a, bool accumulate) {
+  if (p.M <= 0 || p.N <= 0 || batch <= 0) return;
+  if (p.K <= 0 && accumulate) return;
+  const bool c_dense = p.ldc == p.N && (batch == 1 || p.batch_c == int64_t(p.M) * p.N);
+  using Large = GemmConfigLarge<T>;
+  const int64_t large_tiles =
+      ceil_div<int64_t>(p.M, Large::BM) * ceil_div<int64_t>(p.N, Large::BN) * batch;
+  const bool small = large_tiles < int64_t(sm_count());
+  if (small) {
+    if (trans_a) {
+      gemm_with_config<T, GemmConfigSmall<T>, true>(p, batch, accumulate, c_dense);
+    } else {
+      gemm_with_config<T, GemmConfigSmall<T>, false>(p, batch, accumulate, c_dense);
+    }
+  } else {
+    if (trans_a) {
+      gemm_with_config<T, Large, true>(p, batch, accumulate, c_dense);
+    } else {
+      gemm_with_config<T, Large, false>(p, batch, accumulate, c_dense);
+    }
+  }
+}
+
+// ---- the course's tiled layout: arrays of TILE x TILE blocks, one thread per output ---------
+template <class T, int TILE>
+__global__ void matmul_tiled_kernel(const T* a, const T* b, T* out, int64_t m, int64_t n,
+                                    int64_t p) {
+  const int64_t total = m * p;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
+       e += int64_t(blockDim.x) * gridDim.x) {
+    // out is (m/T, p/T, T, T): e = ((ti * p/T + tj) * T + ii) * T + jj
+    const int64_t jj = e % TILE, ii = (e / TILE) % TILE;
+    const int64_t tile = e / (TILE * TILE);
+    const int64_t tj = tile % (p / TILE), ti = tile / (p / TILE);
+    T acc = T(0);
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t tk = k / TILE, kk = k % TILE;
+      acc += a[((ti * (n / TILE) + tk) * TILE + ii) * TILE + kk] *
+             b[((tk * (p / TILE) + tj) * TILE + kk) * TILE + jj];
+    }
+    out[e] = acc;
+  }
+}
+
+template <class T, int TILE>
+void launch_matmul_tiled(const T* a, const T* b, T* out, int64_t m, int64_t n, int64_t p) {
+  if (m * p <= 0) return;
+  matmul_tiled_kernel<T, TILE><<<grid_for(m * p), kThreads>>>(a, b, out, m, n, p);
+  check_launch("matmul_tiled_kernel");
+}
+
+}  // namespace cuda
+}  // namespace needle

@@ -1,0 +1,559 @@
+// The CUDA backend module: the Array type (device memory from the pool), host-side argument
+// checks, and the PYBIND11_MODULE table with the same names and argument order as
+// python/needle/backend_ndarray/ndarray_backend_numpy.py. Kernels live in src/cuda/*.cuh.
+//
+// Errors: std::invalid_argument -> ValueError, std::out_of_range -> IndexError,
+// py::type_error -> TypeError, CUDA failures -> RuntimeError. Kernels run asynchronously on
+// the default stream; to_numpy and synchronize() wait for them.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda/common.cuh"
+#include "cuda/conv.cuh"
+#include "cuda/elementwise.cuh"
+#include "cuda/gemm.cuh"
+#include "cuda/pool.cuh"
+#include "cuda/reduce.cuh"
+#include "cuda/strided.cuh"
+
+namespace py = pybind11;
+using namespace needle::cuda;
+
+namespace {
+
+constexpr int kTile = 8;  // block size of the course's tiled matmul layout
+
+enum class DType { f32, f64 };
+
+DType parse_dtype(const std::string& name) {
+  if (name == "float32") return DType::f32;
+  if (name == "float64") return DType::f64;
+  throw py::type_error("Array: unsupported dtype '" + name +
+                       "'; expected one of ('float32', 'float64')");
+}
+
+// A flat device buffer of `size` elements of `dtype`.
+struct CudaArray {
+  CudaArray(int64_t n, const std::string& dtype_name) : dtype(parse_dtype(dtype_name)) {
+    if (n < 0) throw std::invalid_argument("Array: size must be non-negative, got " + std::to_string(n));
+    size = n;
+    ptr = DevicePool::instance().allocate(bytes());
+  }
+  ~CudaArray() { DevicePool::instance().release(ptr, bytes()); }
+  CudaArray(const CudaArray&) = delete;
+  CudaArray& operator=(const CudaArray&) = delete;
+
+  size_t itemsize() const { return dtype == DType::f32 ? sizeof(float) : sizeof(double); }
+  size_t bytes() const { return static_cast<size_t>(size) * itemsize(); }
+  std::string dtype_name() const { return dtype == DType::f32 ? "float32" : "float64"; }
+  template <class T>
+  T* data() const { return static_cast<T*>(ptr); }
+
+  void* ptr = nullptr;
+  int64_t size = 0;
+  DType dtype;
+};
+
+// Runs f(float{}) or f(double{}) for the buffer's dtype.
+template <class F>
+auto dispatch(DType dtype, F&& f) {
+  if (dtype == DType::f32) return f(float{});
+  return f(double{});
+}
+
+// ---- argument checks ---------------------------------------------------------------------
+std::string shape_str(const std::vector<int64_t>& v) {
+  std::string s = "(";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + (v.size() == 1 ? ",)" : ")");
+}
+
+void check_dtypes(const char* fn, const CudaArray& a, const CudaArray& out) {
+  if (a.dtype != out.dtype) {
+    throw py::type_error(std::string(fn) + ": dtype mismatch, " + a.dtype_name() + " input vs " +
+                         out.dtype_name() + " out");
+  }
+}
+
+void check_nonneg(const char* fn, const char* name, int64_t v) {
+  if (v < 0) throw std::invalid_argument(std::string(fn) + ": " + name + " must be non-negative, got " + std::to_string(v));
+}
+
+int64_t checked_mul(const char* fn, int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw std::invalid_argument(std::string(fn) + ": size overflows int64");
+  return r;
+}
+
+int64_t checked_prod(const char* fn, const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    check_nonneg(fn, "shape entry", d);
+    n = checked_mul(fn, n, d);
+  }
+  return n;
+}
+
+// The view (shape, strides, offset) must address only elements of a buffer of `size`;
+// strides may be negative or zero. Returns the number of elements of the view.
+int64_t check_view(const char* fn, const char* what, int64_t size, const std::vector<int64_t>& shape,
+                   const std::vector<int64_t>& strides, int64_t offset) {
+  if (shape.size() != strides.size()) {
+    throw std::invalid_argument(std::string(fn) + ": shape " + shape_str(shape) + " and strides " +
+                                shape_str(strides) + " differ in length");
+  }
+  const int64_t n = checked_prod(fn, shape);
+  if (n == 0) return 0;
+  __int128 lo = offset, hi = offset;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    const __int128 ext = static_cast<__int128>(shape[i] - 1) * strides[i];
+    (ext < 0 ? lo : hi) += ext;
+  }
+  if (lo < 0 || hi >= size) {
+    throw std::out_of_range(std::string(fn) + ": view shape " + shape_str(shape) + " strides " +
+                            shape_str(strides) + " offset " + std::to_string(offset) +
+                            " reaches outside " + what + " of size " + std::to_string(size));
+  }
+  return n;
+}
+
+void check_at_least(const char* fn, const char* name, const CudaArray& a, int64_t need) {
+  if (a.size < need) {
+    throw std::invalid_argument(std::string(fn) + ": " + name + " has " + std::to_string(a.size) +
+                                " elements, needs at least " + std::to_string(need));
+  }
+}
+
+void check_out_size(const char* fn, const CudaArray& out, int64_t need) {
+  if (out.size != need) {
+    throw std::invalid_argument(std::string(fn) + ": out has " + std::to_string(out.size) +
+                                " elements, expected " + std::to_string(need));
+  }
+}
+
+// ---- conversion and strided copies ---------------------------------------------------------
+py::object to_numpy(const CudaArray& a, const std::vector<int64_t>& shape,
+                    const std::vector<int64_t>& strides, int64_t offset) {
+  const int64_t n = check_view("to_numpy", "the buffer", a.size, shape, strides, offset);
+  return dispatch(a.dtype, [&](auto tag) -> py::object {
+    using T = decltype(tag);
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    py::array_t<T> result(dims);
+    if (n == 0) return std::move(result);
+    T* host = result.mutable_data();
+    const StridedLayout layout = make_layout(shape, strides, offset);
+    const bool contiguous = layout.ndim == 0 || (layout.ndim == 1 && layout.strides[0] == 1);
+    if (contiguous) {
+      py::gil_scoped_release release;
+      CUDA_CHECK(cudaMemcpy(host, a.data<T>() + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
+    } else {
+      Workspace<T> tmp(n);
+      launch_compact<T>(a.data<T>(), tmp.get(), n, layout);
+      py::gil_scoped_release release;
+      CUDA_CHECK(cudaMemcpy(host, tmp.get(), n * sizeof(T), cudaMemcpyDeviceToHost));
+    }
+    return std::move(result);
+  });
+}
+
+void from_numpy(py::object src, CudaArray& out) {
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(src);
+    if (!arr) throw py::type_error("from_numpy: cannot convert the input to " + out.dtype_name());
+    if (arr.size() != out.size) {
+      throw std::invalid_argument("from_numpy: input has " + std::to_string(arr.size()) +
+                                  " elements, out has " + std::to_string(out.size));
+    }
+    if (out.size == 0) return;
+    const T* host = arr.data();
+    py::gil_scoped_release release;
+    CUDA_CHECK(cudaMemcpy(out.data<T>(), host, out.size * sizeof(T), cudaMemcpyHostToDevice));
+  });
+}
+
+void fill(CudaArray& out, double val) {
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_fill<T>(out.data<T>(), static_cast<T>(val), out.size);
+  });
+}
+
+void compact(const CudaArray& a, CudaArray& out, const std::vector<int64_t>& shape,
+             const std::vector<int64_t>& strides, int64_t offset) {
+  check_dtypes("compact", a, out);
+  const int64_t n = check_view("compact", "a", a.size, shape, strides, offset);
+  check_out_size("compact", out, n);
+  dispatch(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_compact<T>(a.data<T>(), out.data<T>(), n, make_layout(shape, strides, offset));
+  });
+}
+
+void ewise_setitem(const CudaArray& a, CudaArray& out, const std::vector<int64_t>& shape,
+                   const std::vector<int64_t>& strides, int64_t offset) {
+  check_dtypes("ewise_setitem", a, out);
+  const int64_t n = check_view("ewise_setitem", "out", out.size, shape, strides, offset);
+  check_at_least("ewise_setitem", "a", a, n);
+  dispatch(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_setitem<T>(a.data<T>(), out.data<T>(), n, make_layout(shape, strides, offset));
+  });
+}
+
+void scalar_setitem(int64_t size, double val, CudaArray& out, const std::vector<int64_t>& shape,
+                    const std::vector<int64_t>& strides, int64_t offset) {
+  const int64_t n = check_view("scalar_setitem", "out", out.size, shape, strides, offset);
+  if (size != n) {
+    throw std::invalid_argument("scalar_setitem: size " + std::to_string(size) +
+                                " does not match shape " + shape_str(shape));
+  }
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_scalar_setitem<T>(static_cast<T>(val), out.data<T>(), n,
+                             make_layout(shape, strides, offset));
+  });
+}
+
+// ---- elementwise ---------------------------------------------------------------------------
+template <class Op>
+void ewise(const char* fn, const CudaArray& a, const CudaArray& b, CudaArray& out) {
+  check_dtypes(fn, a, out);
+  check_dtypes(fn, b, out);
+  check_at_least(fn, "a", a, out.size);
+  check_at_least(fn, "b", b, out.size);
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_ewise<T, Op>(a.data<T>(), b.data<T>(), out.data<T>(), out.size);
+  });
+}
+
+template <class Op>
+void scalar(const char* fn, const CudaArray& a, double val, CudaArray& out) {
+  check_dtypes(fn, a, out);
+  check_at_least(fn, "a", a, out.size);
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_scalar<T, Op>(a.data<T>(), static_cast<T>(val), out.data<T>(), out.size);
+  });
+}
+
+template <class Op>
+void unary(const char* fn, const CudaArray& a, CudaArray& out) {
+  check_dtypes(fn, a, out);
+  check_at_least(fn, "a", a, out.size);
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_unary<T, Op>(a.data<T>(), out.data<T>(), out.size);
+  });
+}
+
+// ---- reductions --------------------------------------------------------------------------------
+template <class Op>
+void reduce(const char* fn, const CudaArray& a, CudaArray& out, int64_t reduce_size) {
+  check_dtypes(fn, a, out);
+  if (reduce_size < 1) {
+    throw std::invalid_argument(std::string(fn) + ": reduce_size must be >= 1, got " +
+                                std::to_string(reduce_size));
+  }
+  check_at_least(fn, "a", a, checked_mul(fn, out.size, reduce_size));
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_reduce<Op, T>(a.data<T>(), out.data<T>(), out.size, reduce_size);
+  });
+}
+
+// ---- matmul --------------------------------------------------------------------------------------
+int to_dim(const char* fn, const char* name, int64_t v) {
+  check_nonneg(fn, name, v);
+  if (v > std::numeric_limits<int>::max()) {
+    throw std::invalid_argument(std::string(fn) + ": " + name + " = " + std::to_string(v) +
+                                " exceeds the CUDA GEMM's int range");
+  }
+  return static_cast<int>(v);
+}
+
+void matmul_batched(const CudaArray& a, const CudaArray& b, CudaArray& out, int64_t batch,
+                    int64_t m, int64_t n, int64_t p, int64_t a_batch_stride,
+                    int64_t b_batch_stride) {
+  const char* fn = "matmul_batched";
+  check_dtypes(fn, a, out);
+  check_dtypes(fn, b, out);
+  check_nonneg(fn, "batch", batch);
+  check_nonneg(fn, "a_batch_stride", a_batch_stride);
+  check_nonneg(fn, "b_batch_stride", b_batch_stride);
+  GemmParams<float> dims{};
+  dims.M = to_dim(fn, "m", m);
+  dims.K = to_dim(fn, "n", n);
+  dims.N = to_dim(fn, "p", p);
+  check_out_size(fn, out, checked_mul(fn, checked_mul(fn, batch, m), p));
+  if (batch > 0) {
+    check_at_least(fn, "a", a, checked_mul(fn, batch - 1, a_batch_stride) + m * n);
+    check_at_least(fn, "b", b, checked_mul(fn, batch - 1, b_batch_stride) + n * p);
+  }
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    GemmParams<T> g{};
+    g.M = dims.M;
+    g.N = dims.N;
+    g.K = dims.K;
+    g.A = a.data<T>();
+    g.lda = n;
+    g.batch_a = a_batch_stride;
+    g.B = b.data<T>();
+    g.ldb = p;
+    g.batch_b = b_batch_stride;
+    g.C = out.data<T>();
+    g.ldc = p;
+    g.batch_c = m * p;
+    gemm<T>(g, batch, false, false);
+  });
+}
+
+void matmul(const CudaArray& a, const CudaArray& b, CudaArray& out, int64_t m, int64_t n,
+            int64_t p) {
+  matmul_batched(a, b, out, 1, m, n, p, 0, 0);
+}
+
+void matmul_tiled(const CudaArray& a, const CudaArray& b, CudaArray& out, int64_t m, int64_t n,
+                  int64_t p) {
+  const char* fn = "matmul_tiled";
+  check_dtypes(fn, a, out);
+  check_dtypes(fn, b, out);
+  for (int64_t v : {m, n, p}) {
+    check_nonneg(fn, "dimension", v);
+    if (v % kTile != 0) {
+      throw std::invalid_argument(std::string(fn) + ": dimensions must be multiples of " +
+                                  std::to_string(kTile) + ", got " + shape_str({m, n, p}));
+    }
+  }
+  check_at_least(fn, "a", a, checked_mul(fn, m, n));
+  check_at_least(fn, "b", b, checked_mul(fn, n, p));
+  check_out_size(fn, out, checked_mul(fn, m, p));
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_matmul_tiled<T, kTile>(a.data<T>(), b.data<T>(), out.data<T>(), m, n, p);
+  });
+}
+
+// ---- convolution and pooling ----------------------------------------------------------------
+ConvGeom parse_conv(const char* fn, const std::vector<int64_t>& v) {
+  if (v.size() != 25) {
+    throw std::invalid_argument(std::string(fn) + ": conv geometry needs 25 ints, got " +
+                                std::to_string(v.size()));
+  }
+  ConvGeom g{v[0],  v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8],
+             v[9],  v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
+             v[18], v[19], v[20], v[21], v[22], v[23], v[24]};
+  for (int i = 0; i < 12; ++i) check_nonneg(fn, "geometry size", v[i]);
+  for (int i : {12, 13, 14, 18, 19, 20, 21, 22, 23, 24}) {
+    if (v[i] < 1) {
+      throw std::invalid_argument(std::string(fn) + ": stride, dilation, input dilation and groups must be >= 1, got geometry " + shape_str(v));
+    }
+  }
+  if (g.C % g.G != 0 || g.Co % g.G != 0) {
+    throw std::invalid_argument(std::string(fn) + ": groups=" + std::to_string(g.G) +
+                                " must divide C_in=" + std::to_string(g.C) +
+                                " and C_out=" + std::to_string(g.Co));
+  }
+  return g;
+}
+
+int64_t conv_input_size(const char* fn, const ConvGeom& g) {
+  return checked_prod(fn, {g.N, g.D, g.H, g.W, g.C});
+}
+int64_t conv_output_size(const char* fn, const ConvGeom& g) {
+  return checked_prod(fn, {g.N, g.OD, g.OH, g.OW, g.Co});
+}
+int64_t conv_weight_size(const char* fn, const ConvGeom& g) {
+  return checked_prod(fn, {g.KD, g.KH, g.KW, g.C / g.G, g.Co});
+}
+
+void conv_forward_fn(const CudaArray& a, const CudaArray& b, CudaArray& out,
+                     const std::vector<int64_t>& geometry) {
+  const char* fn = "conv_forward";
+  check_dtypes(fn, a, out);
+  check_dtypes(fn, b, out);
+  const ConvGeom g = parse_conv(fn, geometry);
+  check_at_least(fn, "a", a, conv_input_size(fn, g));
+  check_at_least(fn, "b", b, conv_weight_size(fn, g));
+  check_out_size(fn, out, conv_output_size(fn, g));
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    conv_forward<T>(a.data<T>(), b.data<T>(), out.data<T>(), g);
+  });
+}
+
+void conv_backward_weight_fn(const CudaArray& a, const CudaArray& grad, CudaArray& out,
+                             const std::vector<int64_t>& geometry) {
+  const char* fn = "conv_backward_weight";
+  check_dtypes(fn, a, out);
+  check_dtypes(fn, grad, out);
+  const ConvGeom g = parse_conv(fn, geometry);
+  check_at_least(fn, "a", a, conv_input_size(fn, g));
+  check_at_least(fn, "grad", grad, conv_output_size(fn, g));
+  check_out_size(fn, out, conv_weight_size(fn, g));
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    conv_backward_weight<T>(a.data<T>(), grad.data<T>(), out.data<T>(), g);
+  });
+}
+
+PoolGeom parse_pool(const char* fn, const std::vector<int64_t>& v) {
+  if (v.size() != 17) {
+    throw std::invalid_argument(std::string(fn) + ": pool geometry needs 17 ints, got " +
+                                std::to_string(v.size()));
+  }
+  for (int i = 0; i < 11; ++i) check_nonneg(fn, "geometry size", v[i]);
+  for (int i : {11, 12, 13}) {
+    if (v[i] < 1) throw std::invalid_argument(std::string(fn) + ": strides must be >= 1, got geometry " + shape_str(v));
+  }
+  return PoolGeom{v[0], v[1], v[2],  v[3],  v[4],  v[5],  v[6],  v[7], v[8],
+                  v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
+}
+
+void maxpool_forward_fn(const CudaArray& a, CudaArray& out, const std::vector<int64_t>& geometry) {
+  const char* fn = "maxpool_forward";
+  check_dtypes(fn, a, out);
+  const PoolGeom g = parse_pool(fn, geometry);
+  check_at_least(fn, "a", a, checked_prod(fn, {g.N, g.D, g.H, g.W, g.C}));
+  check_out_size(fn, out, checked_prod(fn, {g.N, g.OD, g.OH, g.OW, g.C}));
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    maxpool_forward<T>(a.data<T>(), out.data<T>(), g);
+  });
+}
+
+void maxpool_backward_fn(const CudaArray& a, const CudaArray& grad, CudaArray& out,
+                         const std::vector<int64_t>& geometry) {
+  const char* fn = "maxpool_backward";
+  check_dtypes(fn, a, out);
+  check_dtypes(fn, grad, out);
+  const PoolGeom g = parse_pool(fn, geometry);
+  const int64_t in_size = checked_prod(fn, {g.N, g.D, g.H, g.W, g.C});
+  check_at_least(fn, "a", a, in_size);
+  check_at_least(fn, "grad", grad, checked_prod(fn, {g.N, g.OD, g.OH, g.OW, g.C}));
+  check_out_size(fn, out, in_size);
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    maxpool_backward<T>(a.data<T>(), grad.data<T>(), out.data<T>(), g);
+  });
+}
+
+// ---- device ------------------------------------------------------------------------------------
+// True iff a CUDA device can be used; never throws (no driver, no GPU -> False).
+bool device_available() {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return count > 0;
+}
+
+void synchronize() {
+  py::gil_scoped_release release;
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+}  // namespace
+
+#define NEEDLE_EWISE(name, Op)                                                         \
+  m.def(#name, [](const CudaArray& a, const CudaArray& b, CudaArray& out) {            \
+    ewise<Op>(#name, a, b, out);                                                       \
+  }, py::arg("a"), py::arg("b"), py::arg("out"))
+#define NEEDLE_SCALAR(name, Op)                                                        \
+  m.def(#name, [](const CudaArray& a, double val, CudaArray& out) {                    \
+    scalar<Op>(#name, a, val, out);                                                    \
+  }, py::arg("a"), py::arg("val"), py::arg("out"))
+#define NEEDLE_UNARY(name, Op)                                                         \
+  m.def(#name, [](const CudaArray& a, CudaArray& out) { unary<Op>(#name, a, out); },   \
+        py::arg("a"), py::arg("out"))
+
+PYBIND11_MODULE(ndarray_backend_cuda, m) {
+  m.doc() = "needle CUDA backend: the function table of ndarray_backend_numpy on the GPU";
+  m.attr("__device_name__") = "cuda";
+  m.attr("__tile_size__") = kTile;
+
+  py::class_<CudaArray>(m, "Array")
+      .def(py::init<int64_t, const std::string&>(), py::arg("size"), py::arg("dtype") = "float32")
+      .def_property_readonly("size", [](const CudaArray& a) { return a.size; })
+      .def_property_readonly("dtype", &CudaArray::dtype_name)
+      .def("ptr", [](const CudaArray& a) { return reinterpret_cast<uintptr_t>(a.ptr); });
+
+  m.def("device_available", &device_available);
+  m.def("synchronize", &synchronize);
+  m.def("pool_cached_bytes", [] { return DevicePool::instance().cached_bytes(); });
+  m.def("pool_release", [] { DevicePool::instance().release_cache(); });
+
+  m.def("to_numpy", &to_numpy, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
+  m.def("from_numpy", &from_numpy, py::arg("a"), py::arg("out"));
+  m.def("fill", &fill, py::arg("out"), py::arg("val"));
+  m.def("compact", &compact, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
+  m.def("ewise_setitem", &ewise_setitem, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
+  m.def("scalar_setitem", &scalar_setitem, py::arg("size"), py::arg("val"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
+
+  NEEDLE_EWISE(ewise_add, OpAdd);
+  NEEDLE_SCALAR(scalar_add, OpAdd);
+  NEEDLE_EWISE(ewise_sub, OpSub);
+  NEEDLE_SCALAR(scalar_sub, OpSub);
+  NEEDLE_SCALAR(scalar_rsub, OpRSub);
+  NEEDLE_EWISE(ewise_mul, OpMul);
+  NEEDLE_SCALAR(scalar_mul, OpMul);
+  NEEDLE_EWISE(ewise_div, OpDiv);
+  NEEDLE_SCALAR(scalar_div, OpDiv);
+  NEEDLE_SCALAR(scalar_rdiv, OpRDiv);
+  NEEDLE_EWISE(ewise_power, OpPower);
+  NEEDLE_SCALAR(scalar_power, OpPower);
+  NEEDLE_SCALAR(scalar_rpower, OpRPower);
+  NEEDLE_EWISE(ewise_maximum, OpMaximum);
+  NEEDLE_SCALAR(scalar_maximum, OpMaximum);
+  NEEDLE_EWISE(ewise_eq, OpEq);
+  NEEDLE_SCALAR(scalar_eq, OpEq);
+  NEEDLE_EWISE(ewise_ne, OpNe);
+  NEEDLE_SCALAR(scalar_ne, OpNe);
+  NEEDLE_EWISE(ewise_lt, OpLt);
+  NEEDLE_SCALAR(scalar_lt, OpLt);
+  NEEDLE_EWISE(ewise_le, OpLe);
+  NEEDLE_SCALAR(scalar_le, OpLe);
+  NEEDLE_EWISE(ewise_gt, OpGt);
+  NEEDLE_SCALAR(scalar_gt, OpGt);
+  NEEDLE_EWISE(ewise_ge, OpGe);
+  NEEDLE_SCALAR(scalar_ge, OpGe);
+
+  NEEDLE_UNARY(ewise_neg, OpNeg);
+  NEEDLE_UNARY(ewise_log, OpLog);
+  NEEDLE_UNARY(ewise_exp, OpExp);
+  NEEDLE_UNARY(ewise_tanh, OpTanh);
+  NEEDLE_UNARY(ewise_sqrt, OpSqrt);
+  NEEDLE_UNARY(ewise_abs, OpAbs);
+  NEEDLE_UNARY(ewise_sign, OpSign);
+  NEEDLE_UNARY(ewise_sigmoid, OpSigmoid);
+  NEEDLE_UNARY(ewise_relu, OpRelu);
+
+  m.def("reduce_sum", [](const CudaArray& a, CudaArray& out, int64_t reduce_size) {
+    reduce<ReduceSum>("reduce_sum", a, out, reduce_size);
+  }, py::arg("a"), py::arg("out"), py::arg("reduce_size"));
+  m.def("reduce_max", [](const CudaArray& a, CudaArray& out, int64_t reduce_size) {
+    reduce<ReduceMax>("reduce_max", a, out, reduce_size);
+  }, py::arg("a"), py::arg("out"), py::arg("reduce_size"));
+
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"));
+  m.def("matmul_batched", &matmul_batched, py::arg("a"), py::arg("b"), py::arg("out"),
+        py::arg("batch"), py::arg("m"), py::arg("n"), py::arg("p"), py::arg("a_batch_stride"),
+        py::arg("b_batch_stride"));
+  m.def("matmul_tiled", &matmul_tiled, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"));
+
+  m.def("conv_forward", &conv_forward_fn, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("geom"));
+  m.def("conv_backward_weight", &conv_backward_weight_fn, py::arg("a"), py::arg("grad"), py::arg("out"), py::arg("geom"));
+  m.def("maxpool_forward", &maxpool_forward_fn, py::arg("a"), py::arg("out"), py::arg("geom"));
+  m.def("maxpool_backward", &maxpool_backward_fn, py::arg("a"), py::arg("grad"), py::arg("out"), py::arg("geom"));
+}
