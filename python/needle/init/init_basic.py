@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..autograd import Tensor
-from ..backend_selection import array_api, cpu
+from ..backend_selection import array_api, cpu, default_device
 
 
 def _tensor(array, requires_grad):
@@ -11,7 +11,10 @@ def _tensor(array, requires_grad):
 
 
 def _device(device):
-    return cpu() if device is None else device
+    # The course defaults to cpu(); fall back to the default device where it is not built.
+    if device is None:
+        return cpu() if cpu().enabled() else default_device()
+    return device
 
 
 def rand(*shape, low=0.0, high=1.0, device=None, dtype="float32", requires_grad=False):
