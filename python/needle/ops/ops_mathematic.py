@@ -1,1 +1,715 @@
-"""(being written)"""
+"""Element-wise, shape and reduction operators.
+
+Each op is a class whose ``compute`` works on backend arrays (NDArray, or plain NumPy
+arrays under ``NEEDLE_BACKEND=np``) and whose ``gradient`` is written in needle ops, so
+gradients are themselves differentiable.  A gradient may be None for an input that does
+not require one; the engine then skips it.
+
+Binary element-wise ops broadcast NumPy-style; their gradients sum over the broadcast
+axes, so every gradient has its input's shape.
+"""
+
+import numbers
+
+import numpy
+
+from ..autograd import Tensor, TensorOp
+from ..backend_selection import BACKEND, array_api
+
+__all__ = [
+    "EWiseAdd", "add", "AddScalar", "add_scalar", "EWiseMul", "multiply", "MulScalar",
+    "mul_scalar", "EWisePow", "power", "PowerScalar", "power_scalar", "EWiseDiv", "divide",
+    "DivScalar", "divide_scalar", "Negate", "negate", "Transpose", "transpose", "Permute",
+    "permute", "Reshape", "reshape", "BroadcastTo", "broadcast_to", "Summation", "summation",
+    "mean", "MatMul", "matmul", "Log", "log", "Exp", "exp", "ReLU", "relu", "Tanh", "tanh",
+    "Sigmoid", "sigmoid", "Sqrt", "sqrt", "Maximum", "maximum", "Flip", "flip", "Dilate",
+    "dilate", "UnDilate", "undilate", "Pad", "pad", "GetItem", "get_item", "ScatterItem",
+]
+
+_ND = BACKEND == "nd"
+
+
+# --- array-level helpers: the few places where NDArray and NumPy spell things differently ---
+def _zeros(shape, like):
+    """A zero array of ``shape`` with ``like``'s device and dtype."""
+    if _ND:
+        return like.device.full(tuple(shape), 0.0, like.dtype)
+    return numpy.zeros(shape, dtype=like.dtype)
+
+
+def _as_array(x):
+    # NumPy reductions and all-int indexing return NumPy scalars; the op layer wants arrays.
+    return x if _ND or isinstance(x, numpy.ndarray) else numpy.asarray(x)
+
+
+def _mask(x, dtype):
+    """A 0/1 comparison result as an array of ``dtype`` (NDArray comparisons already are)."""
+    return x if _ND else x.astype(dtype)
+
+
+def _permute_array(a, axes):
+    return a.permute(axes) if _ND else a.transpose(axes)
+
+
+def _scalar(s):
+    """A Python number from ``s`` (NumPy scalars and 1-element arrays included)."""
+    if isinstance(s, (int, float)) and not isinstance(s, bool):
+        return s
+    if isinstance(s, numbers.Integral):
+        return int(s)
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a scalar, got {type(s).__name__} {s!r}") from None
+
+
+def _normalize_axes(axes, ndim, what):
+    """``axes`` (None, an int or a sequence) as a sorted tuple of distinct non-negative axes."""
+    if axes is None:
+        return tuple(range(ndim))
+    axes = (axes,) if isinstance(axes, numbers.Integral) else tuple(axes)
+    out = []
+    for a in axes:
+        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+            raise ValueError(f"{what}: axis {a!r} is out of range for a {ndim}-d tensor")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: repeated axis in {axes}")
+    return tuple(sorted(out))
+
+
+def _kept_shape(shape, axes):
+    """``shape`` with the (normalized) reduced ``axes`` set to 1."""
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+# --- tensor-level helpers ----------------------------------------------------------------
+def _reduce_to_shape(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    gshape = grad.shape
+    if gshape == shape:
+        return grad
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, d in enumerate(shape) if d == 1 and gshape[i + lead] != 1
+    )
+    if axes:
+        grad = summation(grad, axes)
+    return grad if grad.shape == shape else reshape(grad, shape)
+
+
+def _grad_for(x, grad):
+    """``grad`` reduced to ``x``'s shape, or None when ``x`` needs no gradient."""
+    return _reduce_to_shape(grad, x.shape) if x.requires_grad else None
+
+
+def _const(array):
+    return Tensor.make_const(array)
+
+
+# --- element-wise arithmetic -------------------------------------------------------------
+class EWiseAdd(TensorOp):
+    def compute(self, a, b):
+        return a + b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        return _grad_for(a, out_grad), _grad_for(b, out_grad)
+
+
+def add(a, b):
+    """a + b, element-wise with NumPy broadcasting."""
+    return EWiseAdd()(a, b)
+
+
+class AddScalar(TensorOp):
+    def __init__(self, scalar):
+        self.scalar = _scalar(scalar)
+
+    def compute(self, a):
+        return a + self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad
+
+
+def add_scalar(a, scalar):
+    """a + scalar."""
+    return AddScalar(scalar)(a)
+
+
+class EWiseMul(TensorOp):
+    def compute(self, a, b):
+        return a * b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        return (
+            _grad_for(a, out_grad * b) if a.requires_grad else None,
+            _grad_for(b, out_grad * a) if b.requires_grad else None,
+        )
+
+
+def multiply(a, b):
+    """a * b, element-wise with NumPy broadcasting."""
+    return EWiseMul()(a, b)
+
+
+class MulScalar(TensorOp):
+    def __init__(self, scalar):
+        self.scalar = _scalar(scalar)
+
+    def compute(self, a):
+        return a * self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad * self.scalar
+
+
+def mul_scalar(a, scalar):
+    """a * scalar."""
+    return MulScalar(scalar)(a)
+
+
+class EWisePow(TensorOp):
+    """a ** b element-wise; the gradient for b needs a > 0 (it uses log a)."""
+
+    def compute(self, a, b):
+        return a**b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        grad_a = grad_b = None
+        if a.requires_grad:
+            grad_a = _grad_for(a, out_grad * b * power(a, b - 1))
+        if b.requires_grad:
+            grad_b = _grad_for(b, out_grad * node * log(a))
+        return grad_a, grad_b
+
+
+def power(a, b):
+    """a ** b, element-wise with NumPy broadcasting."""
+    return EWisePow()(a, b)
+
+
+class PowerScalar(TensorOp):
+    """a ** scalar; the scalar may be 0, negative, fractional or a NumPy integer."""
+
+    def __init__(self, scalar):
+        self.scalar = _scalar(scalar)
+
+    def compute(self, a):
+        return a**self.scalar
+
+    def gradient(self, out_grad, node):
+        s = self.scalar
+        if s == 0:
+            return out_grad * 0.0
+        if s == 1:
+            return out_grad
+        a = node.inputs[0]
+        return out_grad * (power_scalar(a, s - 1) * s if s != 2 else a * 2.0)
+
+
+def power_scalar(a, scalar):
+    """a ** scalar."""
+    return PowerScalar(scalar)(a)
+
+
+class EWiseDiv(TensorOp):
+    def compute(self, a, b):
+        return a / b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        grad_a = _grad_for(a, out_grad / b) if a.requires_grad else None
+        # d(a/b)/db = -(a/b)/b: reuse the forward value instead of computing b**2.
+        grad_b = _grad_for(b, -(out_grad * node) / b) if b.requires_grad else None
+        return grad_a, grad_b
+
+
+def divide(a, b):
+    """a / b, element-wise with NumPy broadcasting."""
+    return EWiseDiv()(a, b)
+
+
+class DivScalar(TensorOp):
+    def __init__(self, scalar):
+        # float(): the course passes a 1-element array here.
+        self.scalar = float(_scalar(scalar))
+
+    def compute(self, a):
+        return a / self.scalar
+
+    def gradient(self, out_grad, node):
+        return out_grad / self.scalar
+
+
+def divide_scalar(a, scalar):
+    """a / scalar."""
+    return DivScalar(scalar)(a)
+
+
+class Negate(TensorOp):
+    def compute(self, a):
+        return -a
+
+    def gradient(self, out_grad, node):
+        return -out_grad
+
+
+def negate(a):
+    """-a."""
+    return Negate()(a)
+
+
+# --- shape ops ---------------------------------------------------------------------------
+class Transpose(TensorOp):
+    """Swap two axes: ``axes=None`` swaps the last two, ``(i, j)`` swaps i and j.
+
+    This is the course's meaning; for a full permutation use ``permute``.
+    """
+
+    def __init__(self, axes=None):
+        if axes is not None and (not isinstance(axes, (tuple, list)) or len(axes) != 2):
+            raise ValueError(f"transpose: axes must be None or a pair of axes, got {axes!r}")
+        self.axes = None if axes is None else tuple(axes)
+
+    def _order(self, ndim):
+        if ndim < 2:
+            raise ValueError(f"transpose: needs a tensor with >= 2 axes, got {ndim}")
+        i, j = (ndim - 2, ndim - 1) if self.axes is None else self.axes
+        if not (-ndim <= i < ndim and -ndim <= j < ndim):
+            raise ValueError(f"transpose: axes {self.axes} out of range for a {ndim}-d tensor")
+        order = list(range(ndim))
+        order[i], order[j] = order[j], order[i]
+        return tuple(order)
+
+    def compute(self, a):
+        return _permute_array(a, self._order(a.ndim))
+
+    def gradient(self, out_grad, node):
+        return transpose(out_grad, self.axes)
+
+
+def transpose(a, axes=None):
+    """Swap two axes of ``a`` (the last two by default)."""
+    return Transpose(axes)(a)
+
+
+class Permute(TensorOp):
+    """Reorder all axes: output axis k is input axis ``axes[k]`` (NumPy ``transpose``)."""
+
+    def __init__(self, axes):
+        self.axes = tuple(axes)
+
+    def compute(self, a):
+        if sorted(x % a.ndim if a.ndim else x for x in self.axes) != list(range(a.ndim)):
+            raise ValueError(f"permute: {self.axes} is not a permutation of {a.ndim} axes")
+        return _permute_array(a, self.axes)
+
+    def gradient(self, out_grad, node):
+        ndim = len(self.axes)
+        inverse = [0] * ndim
+        for k, a in enumerate(self.axes):
+            inverse[a % ndim] = k
+        return permute(out_grad, tuple(inverse))
+
+
+def permute(a, axes):
+    """``a`` with its axes reordered by the full permutation ``axes``."""
+    return Permute(axes)(a)
+
+
+class Reshape(TensorOp):
+    """Row-major reshape; one axis may be -1."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def compute(self, a):
+        return array_api.reshape(a, self.shape)
+
+    def gradient(self, out_grad, node):
+        return reshape(out_grad, node.inputs[0].shape)
+
+
+def reshape(a, shape):
+    """``a`` with a new shape of the same size."""
+    return Reshape(shape)(a)
+
+
+class BroadcastTo(TensorOp):
+    """NumPy broadcasting to ``shape`` (new leading axes, size-1 axes stretched)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def compute(self, a):
+        return array_api.broadcast_to(a, self.shape)
+
+    def gradient(self, out_grad, node):
+        return _reduce_to_shape(out_grad, node.inputs[0].shape)
+
+
+def broadcast_to(a, shape):
+    """``a`` broadcast to ``shape``; the gradient sums over the broadcast axes."""
+    return BroadcastTo(shape)(a)
+
+
+class Summation(TensorOp):
+    """Sum over ``axes`` (None: all, giving a 0-d tensor; an int; or a tuple)."""
+
+    def __init__(self, axes=None, keepdims=False):
+        self.axes = axes
+        self.keepdims = keepdims
+
+    def compute(self, a):
+        axes = _normalize_axes(self.axes, a.ndim, "summation")
+        return _as_array(a.sum(axis=axes, keepdims=self.keepdims))
+
+    def gradient(self, out_grad, node):
+        shape = node.inputs[0].shape
+        if not self.keepdims:
+            kept = _kept_shape(shape, _normalize_axes(self.axes, len(shape), "summation"))
+            out_grad = reshape(out_grad, kept)
+        return broadcast_to(out_grad, shape)
+
+
+def summation(a, axes=None, keepdims=False):
+    """Sum of ``a`` over ``axes`` (None = all axes)."""
+    return Summation(axes, keepdims)(a)
+
+
+def mean(a, axes=None, keepdims=False):
+    """Mean of ``a`` over ``axes`` (None = all axes)."""
+    count = 1
+    for axis in _normalize_axes(axes, len(a.shape), "mean"):
+        count *= a.shape[axis]
+    return summation(a, axes, keepdims) / count
+
+
+class MatMul(TensorOp):
+    """Matrix product; leading (batch) axes broadcast as in NumPy ``matmul``.
+
+    Shape: (..., m, n) @ (..., n, p) -> (broadcast(...), m, p).
+    """
+
+    def compute(self, a, b):
+        return a @ b
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        grad_a = grad_b = None
+        if a.requires_grad:
+            grad_a = _reduce_to_shape(matmul(out_grad, transpose(b)), a.shape)
+        if b.requires_grad:
+            if len(b.shape) == 2 and len(a.shape) > 2:
+                # A batch of rows times one matrix: one (n, B*m) @ (B*m, p) product instead of
+                # B products followed by a sum over the batch.
+                n, p = b.shape
+                grad_b = matmul(transpose(reshape(a, (-1, n))), reshape(out_grad, (-1, p)))
+            else:
+                grad_b = _reduce_to_shape(matmul(transpose(a), out_grad), b.shape)
+        return grad_a, grad_b
+
+
+def matmul(a, b):
+    """a @ b (2-D, or batched with broadcast batch axes)."""
+    return MatMul()(a, b)
+
+
+# --- element-wise functions --------------------------------------------------------------
+class Log(TensorOp):
+    def compute(self, a):
+        return array_api.log(a)
+
+    def gradient(self, out_grad, node):
+        return out_grad / node.inputs[0]
+
+
+def log(a):
+    """Natural logarithm, element-wise."""
+    return Log()(a)
+
+
+class Exp(TensorOp):
+    def compute(self, a):
+        return array_api.exp(a)
+
+    def gradient(self, out_grad, node):
+        return out_grad * node
+
+
+def exp(a):
+    """e ** a, element-wise."""
+    return Exp()(a)
+
+
+class ReLU(TensorOp):
+    """max(a, 0); the derivative at 0 is taken as 0."""
+
+    def compute(self, a):
+        return a.relu() if _ND else numpy.maximum(a, 0)
+
+    def gradient(self, out_grad, node):
+        a = node.inputs[0].realize_cached_data()
+        return out_grad * _const(_mask(a > 0, a.dtype))
+
+
+def relu(a):
+    """max(a, 0), element-wise."""
+    return ReLU()(a)
+
+
+class Tanh(TensorOp):
+    def compute(self, a):
+        return array_api.tanh(a)
+
+    def gradient(self, out_grad, node):
+        return out_grad * (1.0 - node * node)
+
+
+def tanh(a):
+    """Hyperbolic tangent, element-wise."""
+    return Tanh()(a)
+
+
+class Sigmoid(TensorOp):
+    def compute(self, a):
+        # exp(-log(1 + e^-a)) in NumPy mode: no overflow warning for large negative a.
+        return a.sigmoid() if _ND else numpy.exp(-numpy.logaddexp(0, -a)).astype(a.dtype)
+
+    def gradient(self, out_grad, node):
+        return out_grad * node * (1.0 - node)
+
+
+def sigmoid(a):
+    """1 / (1 + e ** -a), element-wise."""
+    return Sigmoid()(a)
+
+
+class Sqrt(TensorOp):
+    def compute(self, a):
+        return a.sqrt() if _ND else numpy.sqrt(a)
+
+    def gradient(self, out_grad, node):
+        return out_grad / (node * 2.0)
+
+
+def sqrt(a):
+    """Square root, element-wise."""
+    return Sqrt()(a)
+
+
+class Maximum(TensorOp):
+    """Element-wise maximum with broadcasting.
+
+    The gradient goes to the larger input; on ties it is split evenly (0.5 each), which is
+    what a central difference measures and what PyTorch does.
+    """
+
+    def compute(self, a, b):
+        return array_api.maximum(a, b)
+
+    def gradient(self, out_grad, node):
+        a, b = node.inputs
+        x, y = a.realize_cached_data(), b.realize_cached_data()
+        to_a = _const(_mask(x > y, x.dtype) + _mask(x == y, x.dtype) * 0.5)
+        grad_a = _grad_for(a, out_grad * to_a) if a.requires_grad else None
+        grad_b = _grad_for(b, out_grad * (1.0 - to_a)) if b.requires_grad else None
+        return grad_a, grad_b
+
+
+def maximum(a, b):
+    """Element-wise maximum of two tensors."""
+    return Maximum()(a, b)
+
+
+# --- data movement -----------------------------------------------------------------------
+def _axes_tuple(axes):
+    return (axes,) if isinstance(axes, numbers.Integral) else tuple(axes)
+
+
+class Flip(TensorOp):
+    """Reverse the order of elements along each of ``axes`` (NumPy ``flip``)."""
+
+    def __init__(self, axes):
+        self.axes = _axes_tuple(axes)
+
+    def compute(self, a):
+        axes = _normalize_axes(self.axes, a.ndim, "flip")
+        return a.flip(axes) if _ND else numpy.flip(a, axes)
+
+    def gradient(self, out_grad, node):
+        return flip(out_grad, self.axes)
+
+
+def flip(a, axes):
+    """``a`` reversed along ``axes``."""
+    return Flip(axes)(a)
+
+
+def _dilation_slices(ndim, axes, dilation, what):
+    """One slice per axis selecting every (dilation+1)-th element on ``axes`` (< ndim)."""
+    index = [slice(None)] * ndim
+    for axis in axes:
+        if axis >= ndim:
+            continue  # the course ignores axes beyond the tensor's rank
+        if axis < -ndim:
+            raise ValueError(f"{what}: axis {axis} out of range for a {ndim}-d tensor")
+        index[axis] = slice(None, None, dilation + 1)
+    return tuple(index)
+
+
+class Dilate(TensorOp):
+    """Insert ``dilation`` zeros after every element (the last included) along ``axes``.
+
+    Shape: size n becomes n * (dilation + 1) on each listed axis; axes >= ndim are ignored.
+    """
+
+    def __init__(self, axes, dilation):
+        if dilation < 0:
+            raise ValueError(f"dilate: dilation must be >= 0, got {dilation}")
+        self.axes = _axes_tuple(axes)
+        self.dilation = int(dilation)
+
+    def compute(self, a):
+        index = _dilation_slices(a.ndim, self.axes, self.dilation, "dilate")
+        shape = [d * (self.dilation + 1) if s.step else d for d, s in zip(a.shape, index)]
+        out = _zeros(shape, a)
+        out[index] = a
+        return out
+
+    def gradient(self, out_grad, node):
+        return undilate(out_grad, self.axes, self.dilation)
+
+
+def dilate(a, axes, dilation):
+    """``a`` with ``dilation`` zeros after each element along ``axes``."""
+    return Dilate(axes, dilation)(a)
+
+
+class UnDilate(TensorOp):
+    """Keep every (dilation+1)-th element along ``axes``, starting at 0 (inverse of dilate)."""
+
+    def __init__(self, axes, dilation):
+        if dilation < 0:
+            raise ValueError(f"undilate: dilation must be >= 0, got {dilation}")
+        self.axes = _axes_tuple(axes)
+        self.dilation = int(dilation)
+
+    def compute(self, a):
+        return a[_dilation_slices(a.ndim, self.axes, self.dilation, "undilate")]
+
+    def gradient(self, out_grad, node):
+        grad = dilate(out_grad, self.axes, self.dilation)
+        shape = node.inputs[0].shape
+        if grad.shape != shape:
+            # Sizes that are not a multiple of dilation+1: drop the trailing zeros past the end.
+            grad = get_item(grad, tuple(slice(0, d) for d in shape))
+        return grad
+
+
+def undilate(a, axes, dilation):
+    """Every (dilation+1)-th element of ``a`` along ``axes``."""
+    return UnDilate(axes, dilation)(a)
+
+
+class Pad(TensorOp):
+    """Zero padding: ``axes`` gives (before, after) for every axis.
+
+    Shape: axis k grows from d to d + before_k + after_k.
+    """
+
+    def __init__(self, axes):
+        self.axes = tuple((int(lo), int(hi)) for lo, hi in axes)
+        if any(lo < 0 or hi < 0 for lo, hi in self.axes):
+            raise ValueError(f"pad: padding must be non-negative, got {self.axes}")
+
+    def compute(self, a):
+        if len(self.axes) != a.ndim:
+            raise ValueError(
+                f"pad: need one (before, after) pair per axis of shape {a.shape}, got {self.axes}"
+            )
+        return a.pad(self.axes) if _ND else numpy.pad(a, self.axes)
+
+    def gradient(self, out_grad, node):
+        shape = node.inputs[0].shape
+        return get_item(out_grad, tuple(slice(lo, lo + d) for (lo, _), d in zip(self.axes, shape)))
+
+
+def pad(a, axes):
+    """``a`` zero-padded by ``axes`` = ((before, after), ...) per axis."""
+    return Pad(axes)(a)
+
+
+def _expand_index(index, shape):
+    """``index`` as one int or slice per axis; ints are checked and made non-negative."""
+    index = index if isinstance(index, tuple) else (index,)
+    ellipses = [k for k, i in enumerate(index) if i is Ellipsis]
+    if len(ellipses) > 1:
+        raise IndexError("get_item: an index can only have a single ellipsis")
+    if ellipses:
+        k = ellipses[0]
+        index = index[:k] + (slice(None),) * (len(shape) - len(index) + 1) + index[k + 1 :]
+    if len(index) > len(shape):
+        raise IndexError(f"get_item: too many indices ({len(index)}) for shape {shape}")
+    index = index + (slice(None),) * (len(shape) - len(index))
+    out = []
+    for axis, (i, d) in enumerate(zip(index, shape)):
+        if isinstance(i, slice):
+            out.append(i)
+        elif isinstance(i, numbers.Integral) and not isinstance(i, bool):
+            if not -d <= i < d:
+                raise IndexError(f"get_item: index {i} out of range for axis {axis} of size {d}")
+            out.append(int(i) % d)
+        else:
+            raise TypeError(f"get_item: indices must be ints, slices or ..., got {i!r}")
+    return tuple(out)
+
+
+def _take(a, index):
+    """``a[index]`` with NumPy semantics (an int index drops its axis), as a view."""
+    if not _ND:
+        return _as_array(a[index])
+    view = a[index]  # NDArray keeps int-indexed axes with length 1: drop them by restriding
+    keep = [k for k, i in enumerate(index) if isinstance(i, slice)]
+    if len(keep) == len(index):
+        return view
+    return view.as_strided(tuple(view.shape[k] for k in keep), tuple(view.strides[k] for k in keep))
+
+
+class GetItem(TensorOp):
+    """Basic indexing with NumPy semantics: ints drop their axis, slices may have steps."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def compute(self, a):
+        return _take(a, _expand_index(self.index, a.shape))
+
+    def gradient(self, out_grad, node):
+        return ScatterItem(self.index, node.inputs[0].shape)(out_grad)
+
+
+def get_item(a, index):
+    """``a[index]`` for ints, slices (with steps) and an Ellipsis."""
+    return GetItem(index)(a)
+
+
+class ScatterItem(TensorOp):
+    """Zeros of ``shape`` with ``a`` written at ``index`` (the adjoint of GetItem)."""
+
+    def __init__(self, index, shape):
+        self.index = index
+        self.shape = tuple(shape)
+
+    def compute(self, a):
+        index = _expand_index(self.index, self.shape)
+        out = _zeros(self.shape, a)
+        out[index] = a
+        return out
+
+    def gradient(self, out_grad, node):
+        return get_item(out_grad, self.index)
