@@ -213,7 +213,7 @@ class Tensor(Value):
 
     @staticmethod
     def _array_from_numpy(numpy_array, device, dtype):
-        if array_api is numpy:
+        if BACKEND == "np":
             data = numpy.array(numpy_array, dtype=dtype)
             return data
         return array_api.array(numpy.asarray(numpy_array), device=device, dtype=dtype or "float32")
@@ -253,7 +253,7 @@ class Tensor(Value):
 
     @property
     def device(self):
-        if array_api is numpy:
+        if BACKEND == "np":
             return cpu()
         return self.realize_cached_data().device
 
@@ -263,7 +263,7 @@ class Tensor(Value):
 
     def numpy(self):
         data = self.realize_cached_data()
-        if array_api is numpy:
+        if BACKEND == "np":
             return data
         return data.numpy()
 
@@ -396,7 +396,7 @@ def _kept_shape(shape, axes):
 
 def _full_like(tensor, value):
     data = tensor.realize_cached_data()
-    if array_api is numpy:
+    if BACKEND == "np":
         return Tensor.make_const(numpy.full(data.shape, value, dtype=data.dtype))
     return Tensor.make_const(data.device.full(data.shape, value, dtype=data.dtype))
 

@@ -5,7 +5,7 @@
 
 import numpy
 
-from .autograd import Tensor, TensorTuple, no_grad
+from .autograd import Tensor, TensorTuple
 
 __all__ = ["gradcheck", "GradcheckError"]
 
@@ -26,9 +26,9 @@ def _outputs(out):
 
 
 def _projection(fn, inputs, directions):
-    """sum_k <fn(*inputs)[k], directions[k]> in float64, without recording a graph."""
-    with no_grad():
-        outs = _outputs(fn(*inputs))
+    """sum_k <fn(*inputs)[k], directions[k]> in float64."""
+    # The graph is recorded (no no_grad()): fn may itself call backward (grad of grad).
+    outs = _outputs(fn(*inputs))
     return sum(float(numpy.dot(o.numpy().astype(numpy.float64).ravel(), v.ravel()))
                for o, v in zip(outs, directions))
 
@@ -121,7 +121,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
     checked = [i for i, g in enumerate(grads) if g is not None]
 
     def loss(shifted):
-        args = [_leaf(shifted[i], x) if isinstance(x, Tensor) else x
+        args = [_leaf(shifted[i], x, x.requires_grad) if isinstance(x, Tensor) else x
                 for i, x in enumerate(inputs)]
         return _projection(fn, args, directions)
 

@@ -55,12 +55,9 @@ def _scalar(s):
     """A Python number from ``s`` (NumPy scalars and 1-element arrays included)."""
     if isinstance(s, (int, float)) and not isinstance(s, bool):
         return s
-    if isinstance(s, numbers.Integral):
-        return int(s)
-    try:
-        return float(s)
-    except (TypeError, ValueError):
-        raise TypeError(f"expected a scalar, got {type(s).__name__} {s!r}") from None
+    if isinstance(s, (numpy.ndarray, numpy.generic)) and s.size == 1:
+        return s.item()
+    raise TypeError(f"expected a scalar, got {type(s).__name__} {s!r}")
 
 
 def _normalize_axes(axes, ndim, what):
