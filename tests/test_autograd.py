@@ -1,0 +1,231 @@
+"""Tests of needle/autograd.py: topological order, backward semantics, no_grad, tensors."""
+
+import gc
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import autograd, ops
+from tests.checks import check_grad, supports, tensor
+
+
+def test_topo_sort_order_is_the_courses():
+    a = ndl.Tensor(np.array([[0.5, 1.5]]))
+    b = ndl.Tensor(np.array([[2.0, -1.0]]))
+    c = 3 * a * a + 4 * b * a - a
+    order = autograd.find_topo_sort([c])
+    assert len(order) == 9
+    expected_ops = [None, ops.MulScalar, ops.EWiseMul, None, ops.MulScalar, ops.EWiseMul,
+                    ops.EWiseAdd, ops.Negate, ops.EWiseAdd]
+    assert [None if n.op is None else type(n.op) for n in order] == expected_ops
+    assert order[0] is a and order[3] is b and order[8] is c
+    av, bv = a.numpy(), b.numpy()
+    values = [av, 3 * av, 3 * av * av, bv, 4 * bv, 4 * bv * av, 3 * av * av + 4 * bv * av, -av,
+              3 * av * av + 4 * bv * av - av]
+    for node, value in zip(order, values):
+        np.testing.assert_allclose(node.numpy(), value, rtol=1e-6)
+
+
+def test_topo_sort_visits_each_node_once_for_several_roots():
+    a = ndl.Tensor([1.0])
+    b = a * 2
+    c = b + a
+    order = autograd.find_topo_sort([c, b])
+    assert order == [a, b, c]
+
+
+def test_node_used_twice_accumulates(device):
+    x = tensor(np.array([1.0, -2.0, 3.0]), device)
+    y = x * x + x  # x feeds two ops, and one of them twice
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() + 1, rtol=1e-6)
+
+
+def test_backward_default_out_grad_is_ones_for_non_scalar(device):
+    x = tensor(np.random.randn(2, 3), device)
+    (x * 3.0).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full((2, 3), 3.0))
+
+
+def test_backward_overwrites_grad(device):
+    x = tensor(np.array([1.0, 2.0]), device)
+    (x * x).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+
+
+def test_grad_of_grad_course_case():
+    x2 = ndl.Tensor([6.0])
+    x3 = ndl.Tensor([0.0])
+    y = x2 * x2 + x2 * x3
+    y.backward()
+    grad_x2, grad_x3 = x2.grad, x3.grad
+    np.testing.assert_allclose(grad_x2.numpy(), [12.0])  # 2 x2 + x3
+    np.testing.assert_allclose(grad_x3.numpy(), [6.0])  # x2
+    grad_x2.backward()
+    np.testing.assert_allclose(x2.grad.numpy(), [2.0])
+    np.testing.assert_allclose(x3.grad.numpy(), [1.0])
+
+
+def _gradient_of(fn, device):
+    """x -> d(sum(fn(x) * ones))/dx, as a differentiable Tensor."""
+
+    def grad(*xs):
+        out = fn(*xs)
+        out.backward(tensor(np.ones(out.shape), device, str(out.dtype), requires_grad=False))
+        return tuple(x.grad for x in xs) if len(xs) > 1 else xs[0].grad
+
+    return grad
+
+
+@pytest.mark.parametrize("name", ["tanh", "matmul", "logsumexp", "sigmoid_div"])
+def test_grad_of_grad_by_gradcheck(name, device):
+    fns = {
+        "tanh": (lambda x: ndl.tanh(x), [np.random.randn(3, 4)]),
+        "matmul": (lambda a, b: ndl.tanh(a @ b), [np.random.randn(2, 3), np.random.randn(3, 2)]),
+        "logsumexp": (lambda x: ndl.logsumexp(x, axes=(1,)), [np.random.randn(3, 4)]),
+        "sigmoid_div": (lambda x: ndl.sigmoid(x) / (x * x + 1.0), [np.random.randn(5)]),
+    }
+    fn, arrays = fns[name]
+    check_grad(_gradient_of(fn, device), *arrays, device=device)
+
+
+def test_grad_of_grad_detects_a_constant_gradient(device):
+    # Tanh with a gradient computed outside the graph: the second derivative comes out 0.
+    class DetachedTanh(ops.Tanh):
+        def gradient(self, out_grad, node):
+            return out_grad * (1.0 - node * node).detach()
+
+    with pytest.raises(RuntimeError, match="input 0"):
+        check_grad(_gradient_of(lambda x: DetachedTanh()(x), device), np.random.randn(4),
+                   device=device)
+
+
+def test_no_grad_records_nothing(device):
+    x = tensor(np.random.randn(2, 2), device)
+    with ndl.no_grad():
+        y = ndl.exp(x) @ x
+    assert y.op is None and y.inputs == [] and not y.requires_grad
+    z = ndl.exp(x)
+    assert z.op is not None and z.requires_grad  # recording resumes after the block
+
+
+def test_no_grad_restores_state_after_an_exception():
+    with pytest.raises(ZeroDivisionError):
+        with ndl.no_grad():
+            1 / 0
+    assert autograd.is_grad_enabled()
+
+
+def test_backward_without_create_graph(device):
+    x = tensor(np.random.randn(3), device)
+    y = ndl.tanh(x).sum()
+    y.backward(create_graph=False)
+    assert x.grad.op is None and not x.grad.requires_grad
+    np.testing.assert_allclose(x.grad.numpy(), 1 - np.tanh(x.numpy()) ** 2, rtol=1e-5)
+    y.backward()
+    assert x.grad.op is not None  # the default keeps the graph (grad of grad)
+
+
+def test_requires_grad_propagation(device):
+    a = tensor(np.ones(2), device, requires_grad=True)
+    b = tensor(np.ones(2), device, requires_grad=False)
+    assert (a + b).requires_grad
+    c = b * b
+    assert not c.requires_grad and c.op is None  # nothing upstream needs a gradient
+    (a * b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.numpy())
+
+
+def test_detach_and_data(device):
+    x = tensor(np.random.randn(2, 3), device)
+    y = x * 2.0
+    d = y.detach()
+    assert d.op is None and not d.requires_grad
+    assert d.realize_cached_data() is y.realize_cached_data()  # shares storage
+    data = x.data
+    assert data.op is None and not data.requires_grad
+    x.data = tensor(np.zeros((3,)), device)  # the shape may change through .data
+    assert x.shape == (3,)
+    other = "float64" if supports(device, "float64") else None
+    if other is not None and ndl.BACKEND == "nd":
+        with pytest.raises(TypeError, match="dtype"):
+            x.data = tensor(np.zeros(3), device, other)
+
+
+def test_tensor_counter_counts_live_values():
+    gc.collect()
+    before = autograd.TENSOR_COUNTER
+    x = ndl.Tensor(np.ones(3))
+    y = x + 1.0
+    assert autograd.TENSOR_COUNTER == before + 2
+    del x, y
+    gc.collect()
+    assert autograd.TENSOR_COUNTER == before
+
+
+def test_tensor_counter_does_not_grow_with_detached_updates():
+    w = ndl.Tensor(np.ones(4))
+    gc.collect()
+    start = autograd.TENSOR_COUNTER
+    for _ in range(20):
+        loss = (w * w).sum()
+        loss.backward()
+        w.data = w.data - w.grad.data * 0.1
+    del loss
+    gc.collect()
+    assert autograd.TENSOR_COUNTER - start < 10
+
+
+def test_gradient_as_tuple_always_returns_a_tuple():
+    x = ndl.Tensor(np.ones(2))
+    y = ndl.exp(x)
+    assert isinstance(y.op.gradient_as_tuple(ndl.Tensor(np.ones(2)), y), tuple)
+    z = x + x
+    grads = z.op.gradient_as_tuple(ndl.Tensor(np.ones(2)), z)
+    assert isinstance(grads, tuple) and len(grads) == 2
+
+
+class _WrongShapeGradient(ops.Summation):
+    def gradient(self, out_grad, node):
+        return out_grad  # not broadcast back to the input's shape
+
+
+class _WrongArityGradient(ops.EWiseMul):
+    def gradient(self, out_grad, node):
+        return out_grad
+
+
+def test_engine_checks_gradient_shapes_and_arity(device):
+    x = tensor(np.ones((3, 2)), device)
+    with pytest.raises(RuntimeError, match=r"_WrongShapeGradient.gradient returned \(2,\) "
+                                           r"for input 0 of shape \(3, 2\)"):
+        _WrongShapeGradient(0)(x).sum().backward()
+    with pytest.raises(RuntimeError, match="returned 1 gradients for 2 inputs"):
+        _WrongArityGradient()(x, x).sum().backward()
+
+
+def test_mixing_devices_or_dtypes_raises():
+    if ndl.BACKEND != "nd":
+        pytest.skip("NumPy mode has one device and NumPy's type promotion")
+    devices = ndl.all_devices()
+    a = tensor(np.ones(2), devices[0], "float32")
+    if supports(devices[0], "float64"):
+        with pytest.raises(ValueError, match="different dtypes"):
+            a + tensor(np.ones(2), devices[0], "float64")
+    if len(devices) < 2:
+        pytest.skip("one device enabled")
+    with pytest.raises(ValueError, match="different devices"):
+        a * tensor(np.ones(2), devices[1], "float32")
+
+
+def test_tensor_constructor_variants(device):
+    base = tensor(np.arange(3.0), device)
+    same = ndl.Tensor(base)
+    assert same.realize_cached_data() is base.realize_cached_data()
+    from_list = ndl.Tensor([1.0, 2.0], device=device)
+    # The NDArray mode stores lists as float32; NumPy mode keeps NumPy's float64.
+    expected = "float32" if ndl.BACKEND == "nd" else "float64"
+    assert from_list.shape == (2,) and str(from_list.dtype) == expected
+    assert ndl.Tensor(np.float64(3.0), device=device).shape == ()
