@@ -493,6 +493,12 @@ PYBIND11_MODULE(ndarray_backend_cuda, m) {
   m.def("synchronize", &synchronize);
   m.def("pool_cached_bytes", [] { return DevicePool::instance().cached_bytes(); });
   m.def("pool_release", [] { DevicePool::instance().release_cache(); });
+  // Sets the conv im2col workspace bound when given a positive value; returns the old one.
+  m.def("conv_workspace_bytes", [](int64_t bytes) {
+    const int64_t old = workspace_limit();
+    if (bytes > 0) workspace_limit() = bytes;
+    return old;
+  }, py::arg("bytes") = 0);
 
   m.def("to_numpy", &to_numpy, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
   m.def("from_numpy", &from_numpy, py::arg("a"), py::arg("out"));

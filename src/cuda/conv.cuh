@@ -11,8 +11,8 @@
 //
 // Workspace: cols for a block of `nb` samples, laid out [g][r][k] so each group's matrix is
 // a plain row-major matrix; nb is the largest batch block whose cols fit in
-// kWorkspaceBytes (at least one sample), so the extra memory of a call is
-// max(kWorkspaceBytes, one sample's cols). 1x1 convolutions with unit stride and no padding
+// workspace_limit() (at least one sample), so the extra memory of a call is
+// max(workspace_limit(), one sample's cols). 1x1 convolutions with unit stride and no padding
 // read the input directly (no workspace). Depthwise forward (one input channel per group)
 // runs a direct kernel instead of GEMMs of width 1.
 #pragma once
@@ -34,7 +34,12 @@ struct ConvGeom {
   int64_t sd, sh, sw, pd, ph, pw, dd, dh, dw, idd, idh, idw, G;
 };
 
-constexpr int64_t kWorkspaceBytes = int64_t(256) << 20;
+// Upper bound on the im2col workspace of one call (256 MiB by default; settable from
+// Python with conv_workspace_bytes(), which the tests use to force batch blocking).
+inline int64_t& workspace_limit() {
+  static int64_t bytes = int64_t(256) << 20;
+  return bytes;
+}
 
 // Position q (in the input-dilated, padded frame) -> input index, or -1 when it is padding
 // or a hole between dilated input elements.
@@ -123,7 +128,7 @@ inline int to_int(int64_t v, const char* what) {
 inline int64_t conv_batch_block(const ConvGeom& g, size_t itemsize) {
   const int64_t per_sample = g.OD * g.OH * g.OW * g.KD * g.KH * g.KW * g.C * int64_t(itemsize);
   if (per_sample <= 0) return g.N;
-  return std::max<int64_t>(1, std::min<int64_t>(g.N, kWorkspaceBytes / per_sample));
+  return std::max<int64_t>(1, std::min<int64_t>(g.N, workspace_limit() / per_sample));
 }
 
 template <class T>
