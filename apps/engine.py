@@ -1,0 +1,150 @@
+"""The one training loop that the CLI (``apps.train``) and the course helpers share.
+
+``run_epoch`` makes one pass over an iterable of ``(images, labels)`` batches: with an optimizer
+it trains (``model.train()``, forward, loss, ``backward(create_graph=False)``, ``step``), without
+one it evaluates (``model.eval()`` under ``needle.no_grad()``).  It returns the mean loss and the
+accuracy over all samples.  Batches may be NumPy arrays or Tensors (the course's ``DataLoader``
+yields Tensors); they are moved to ``device`` here.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+import needle as ndl
+
+try:  # tqdm is optional: without it there is no per-batch bar, only the per-epoch line
+    from tqdm.auto import tqdm as _tqdm
+except ImportError:  # pragma: no cover - depends on the environment
+    _tqdm = None
+
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+
+
+@dataclass
+class EpochResult:
+    """Mean loss and accuracy over the samples of one pass, with its timing."""
+
+    loss: float
+    accuracy: float
+    samples: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
+
+def to_tensor(batch, device=None, dtype="float32"):
+    """A constant (no-grad) Tensor of ``batch`` on ``device``; labels go float (NDArray dtypes)."""
+    if isinstance(batch, ndl.Tensor):
+        if device is None or batch.device == device:
+            return batch.detach()
+        batch = batch.numpy()
+    return ndl.Tensor(np.asarray(batch, dtype=dtype), device=device, dtype=dtype,
+                      requires_grad=False)
+
+
+def _labels_numpy(y):
+    return (y.numpy() if isinstance(y, ndl.Tensor) else np.asarray(y)).astype(np.int64).ravel()
+
+
+def run_epoch(model, batches: Iterable, loss_fn, opt=None, *, device=None, dtype="float32",
+              on_step: Optional[Callable[[int], None]] = None, progress: bool = False,
+              desc: str = "", total: Optional[int] = None) -> EpochResult:
+    """One pass over ``batches``: train when ``opt`` is given, else evaluate.
+
+    Args:
+        model: a ``needle.nn.Module`` mapping images to logits ``(B, classes)``.
+        batches: iterable of ``(X, y)`` (NumPy arrays or Tensors).
+        loss_fn: a loss module instance, e.g. ``nn.SoftmaxLoss()``, returning the batch mean.
+        opt: a ``needle.optim.Optimizer``, or ``None`` to evaluate.
+        on_step: called with the batch index before each optimizer step (learning-rate schedule).
+        progress: show a tqdm bar (loss, accuracy, images/s) when tqdm is installed.
+        total: number of batches, for the bar.
+
+    Returns:
+        ``EpochResult`` with the sample-weighted mean loss and the accuracy in [0, 1].
+    """
+    training = opt is not None
+    model.train() if training else model.eval()
+    bar = None
+    if progress and _tqdm is not None:
+        bar = _tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
+    loss_sum, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    try:
+        for i, (xb, yb) in enumerate(batches):
+            X, y = to_tensor(xb, device, dtype), to_tensor(yb, device, dtype)
+            if training:
+                if on_step is not None:
+                    on_step(i)
+                opt.reset_grad()
+                logits = model(X)
+                loss = loss_fn(logits, y)
+                loss.backward(create_graph=False)
+                opt.step()
+            else:
+                with ndl.no_grad():
+                    logits = model(X)
+                    loss = loss_fn(logits, y)
+            n = X.shape[0]
+            loss_sum += float(loss.numpy()) * n
+            correct += int((logits.numpy().argmax(axis=1) == _labels_numpy(yb)).sum())
+            seen += n
+            if bar is not None:
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
+                                img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    if seen == 0:
+        return EpochResult(float("nan"), float("nan"), 0, seconds)
+    return EpochResult(loss_sum / seen, correct / seen, seen, seconds)
+
+
+def minibatches(X, y, batch_size, shuffle=False, rng=None):
+    """Yield ``(X[idx], y[idx])`` NumPy batches; ``rng`` (a ``RandomState``) draws the order."""
+    n = len(X)
+    order = (rng if rng is not None else np.random).permutation(n) if shuffle else np.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield X[idx], y[idx]
+
+
+def num_batches(n, batch_size):
+    return (n + batch_size - 1) // batch_size
+
+
+def scheduled_lr(kind, base_lr, step, total_steps):
+    """Learning rate at global ``step`` (0-based) of ``total_steps`` for a schedule ``kind``.
+
+    - ``none``: constant ``base_lr``.
+    - ``step``: ``base_lr``, times 0.1 from 50 % of training and 0.01 from 75 %.
+    - ``cosine``: ``base_lr * (1 + cos(pi * t)) / 2`` with ``t = step / total_steps``.
+    - ``onecycle``: linear warm-up from ``base_lr / 25`` to ``base_lr`` over the first 30 %,
+      then cosine annealing down to ``base_lr / 1e4`` (PyTorch's ``OneCycleLR`` shape).
+
+    A pure function of the step, so a resumed run follows the same curve.
+    """
+    if kind not in SCHEDULES:
+        raise ValueError(f"unknown schedule {kind!r}; choose one of: {', '.join(SCHEDULES)}")
+    t = min(max(step / max(total_steps, 1), 0.0), 1.0)
+    if kind == "none":
+        return base_lr
+    if kind == "step":
+        return base_lr * (0.01 if t >= 0.75 else 0.1 if t >= 0.5 else 1.0)
+    if kind == "cosine":
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * t))
+    warm = 0.3
+    start, end = base_lr / 25.0, base_lr / 1e4
+    if t < warm:
+        return start + (base_lr - start) * t / warm
+    u = (t - warm) / (1.0 - warm)
+    return end + (base_lr - end) * 0.5 * (1.0 + math.cos(math.pi * u))

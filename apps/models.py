@@ -1,0 +1,294 @@
+"""Models for the training apps: the course's ResNet9 and small nets of the wider conv family.
+
+All models take channels-first input ``(N, C, H, W)`` and return logits ``(N, num_classes)``.
+``ResNet9`` is the course's network and needs ``(N, 3, 32, 32)``; the others take any channel
+count (``in_channels``) and any spatial size (they end with a global average pool), and each is
+small enough to train on two CPU cores:
+
+==============  ================================================================  ==========
+name            what it exercises                                                  parameters
+==============  ================================================================  ==========
+``SmallCNN``    3x3 convs + BatchNorm + max-pool (the default model)                  ~22k
+``ResNet9``     the course's ConvBN stack with two residual blocks                  431,946
+``MobileNet``   depthwise-separable blocks (depthwise 3x3, pointwise 1x1)             ~11k
+``ShuffleNet``  pointwise group convs + channel shuffle + depthwise 3x3                ~6k
+``ResNeXt``     bottleneck blocks with a grouped 3x3 (cardinality)                    ~20k
+``DilatedNet``  3x3 convs with dilation 1, 2, 4 (context without downsampling)        ~17k
+==============  ================================================================  ==========
+
+Every model has an ``input_shape`` attribute (``(C, H, W)`` it is meant for) that the trainer
+and ``apps.summary`` use.
+"""
+
+import needle as ndl  # noqa: F401  (course code expects `ndl` here)
+import needle.nn as nn
+
+__all__ = [
+    "ConvBN",
+    "ResNet9",
+    "SmallCNN",
+    "MobileNet",
+    "ShuffleNet",
+    "ResNeXt",
+    "DilatedNet",
+    "GlobalAvgPool",
+    "MODELS",
+    "build_model",
+    "count_parameters",
+]
+
+
+class ConvBN(nn.Module):
+    """Conv (with bias) -> BatchNorm2d -> ReLU (ReLU optional), the course's building block.
+
+    Construction order (conv weight, conv bias, then BatchNorm, which draws nothing) is what
+    makes seeded initialization match the course.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, *, relu=True,
+                 device=None, dtype="float32", **conv_kwargs):
+        super().__init__()
+        self.conv = nn.Conv(in_channels, out_channels, kernel_size, stride=stride, bias=True,
+                            device=device, dtype=dtype, **conv_kwargs)
+        self.bn = nn.BatchNorm2d(out_channels, device=device, dtype=dtype)
+        self.relu = nn.ReLU() if relu else nn.Identity()
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x)))
+
+
+class GlobalAvgPool(nn.Module):
+    """Average over the spatial axes: ``(N, C, H, W) -> (N, C)``."""
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.sum(axes=(2, 3)) / (h * w)
+
+
+class ResNet9(nn.Module):
+    """The course's ResNet9 for ``(N, 3, 32, 32)`` input, 431,946 parameters.
+
+    ConvBN(3,16,k7,s4) -> ConvBN(16,32,k3,s2) -> Residual[ConvBN(32,32,k3) x2]
+    -> ConvBN(32,64,k3,s2) -> ConvBN(64,128,k3,s2) -> Residual[ConvBN(128,128,k3) x2]
+    -> Flatten -> Linear(128,128) -> ReLU -> Linear(128,10).  Spatial size 32->8->4->4->2->1.
+    Layers are built in this order, so ``np.random.seed(0); ResNet9()`` gives the course's
+    weights.
+    """
+
+    input_shape = (3, 32, 32)
+
+    def __init__(self, device=None, dtype="float32"):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.model = nn.Sequential(
+            ConvBN(3, 16, 7, 4, **kw),
+            ConvBN(16, 32, 3, 2, **kw),
+            nn.Residual(nn.Sequential(ConvBN(32, 32, 3, 1, **kw), ConvBN(32, 32, 3, 1, **kw))),
+            ConvBN(32, 64, 3, 2, **kw),
+            ConvBN(64, 128, 3, 2, **kw),
+            nn.Residual(nn.Sequential(ConvBN(128, 128, 3, 1, **kw), ConvBN(128, 128, 3, 1, **kw))),
+            nn.Flatten(),
+            nn.Linear(128, 128, **kw),
+            nn.ReLU(),
+            nn.Linear(128, 10, **kw),
+        )
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks and a linear head: the fast default model (~99 % on MNIST, ~22k params).
+
+    ConvBN(C,16,k3) -> MaxPool2d(2) -> ConvBN(16,32,k3) -> MaxPool2d(2) -> ConvBN(32,32,k3,s2)
+    -> global average pool -> Linear(32, classes).
+    """
+
+    input_shape = (1, 28, 28)
+
+    def __init__(self, in_channels=1, num_classes=10, device=None, dtype="float32"):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.features = nn.Sequential(
+            ConvBN(in_channels, 16, 3, 1, **kw),
+            nn.MaxPool2d(2),
+            ConvBN(16, 32, 3, 1, **kw),
+            nn.MaxPool2d(2),
+            ConvBN(32, 64, 3, 2, **kw),
+        )
+        self.head = nn.Sequential(GlobalAvgPool(), nn.Linear(64, num_classes, **kw))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def depthwise_separable(in_channels, out_channels, stride=1, **kw):
+    """MobileNet's block: depthwise 3x3 (groups = channels) + BN + ReLU, pointwise 1x1 + BN + ReLU."""
+    return nn.Sequential(
+        ConvBN(in_channels, in_channels, 3, stride, groups=in_channels, **kw),
+        ConvBN(in_channels, out_channels, 1, 1, **kw),
+    )
+
+
+class MobileNet(nn.Module):
+    """A small MobileNet-v1-style net: a stem conv and four depthwise-separable blocks."""
+
+    input_shape = (1, 28, 28)
+
+    def __init__(self, in_channels=1, num_classes=10, width=16, device=None, dtype="float32"):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        w = width
+        self.features = nn.Sequential(
+            ConvBN(in_channels, w, 3, 1, **kw),
+            depthwise_separable(w, 2 * w, 2, **kw),
+            depthwise_separable(2 * w, 2 * w, 1, **kw),
+            depthwise_separable(2 * w, 4 * w, 2, **kw),
+            depthwise_separable(4 * w, 4 * w, 1, **kw),
+        )
+        self.head = nn.Sequential(GlobalAvgPool(), nn.Linear(4 * w, num_classes, **kw))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNet-v1 unit: gconv1x1 -> BN -> ReLU -> shuffle -> dw3x3 -> BN -> gconv1x1 -> BN.
+
+    With ``stride == 1`` and equal widths the unit is residual (``relu(x + branch(x))``);
+    otherwise it is a plain downsampling/widening unit (``relu(branch(x))``).
+    """
+
+    def __init__(self, in_channels, out_channels, groups=4, stride=1, device=None,
+                 dtype="float32"):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        mid = out_channels // 2
+        self.residual = stride == 1 and in_channels == out_channels
+        self.branch = nn.Sequential(
+            ConvBN(in_channels, mid, 1, 1, groups=groups, **kw),
+            nn.ChannelShuffle(groups),
+            ConvBN(mid, mid, 3, stride, groups=mid, relu=False, **kw),
+            ConvBN(mid, out_channels, 1, 1, groups=groups, relu=False, **kw),
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        y = self.branch(x)
+        return self.relu(x + y if self.residual else y)
+
+
+class ShuffleNet(nn.Module):
+    """A small ShuffleNet-style net: stem conv, then shuffle units (two downsampling)."""
+
+    input_shape = (1, 28, 28)
+
+    def __init__(self, in_channels=1, num_classes=10, groups=4, device=None, dtype="float32"):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.features = nn.Sequential(
+            ConvBN(in_channels, 16, 3, 1, **kw),
+            ShuffleUnit(16, 32, groups, 2, **kw),
+            ShuffleUnit(32, 32, groups, 1, **kw),
+            ShuffleUnit(32, 64, groups, 2, **kw),
+            ShuffleUnit(64, 64, groups, 1, **kw),
+        )
+        self.head = nn.Sequential(GlobalAvgPool(), nn.Linear(64, num_classes, **kw))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def resnext_block(channels, width, cardinality, **kw):
+    """ResNeXt bottleneck: relu(x + [1x1 -> grouped 3x3 (groups=cardinality) -> 1x1](x))."""
+    return nn.Sequential(
+        nn.Residual(nn.Sequential(
+            ConvBN(channels, width, 1, 1, **kw),
+            ConvBN(width, width, 3, 1, groups=cardinality, **kw),
+            ConvBN(width, channels, 1, 1, relu=False, **kw),
+        )),
+        nn.ReLU(),
+    )
+
+
+class ResNeXt(nn.Module):
+    """A small ResNeXt-style net: strided ConvBN stages, each followed by a grouped bottleneck."""
+
+    input_shape = (1, 28, 28)
+
+    def __init__(self, in_channels=1, num_classes=10, cardinality=8, device=None,
+                 dtype="float32"):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.features = nn.Sequential(
+            ConvBN(in_channels, 32, 3, 2, **kw),
+            resnext_block(32, 32, cardinality, **kw),
+            ConvBN(32, 64, 3, 2, **kw),
+            resnext_block(64, 64, cardinality, **kw),
+        )
+        self.head = nn.Sequential(GlobalAvgPool(), nn.Linear(64, num_classes, **kw))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class DilatedNet(nn.Module):
+    """Context by dilation: after one strided conv, 3x3 convs with dilation 1, 2 and 4.
+
+    Padding equals the dilation, so the spatial size is kept and the receptive field grows
+    3 -> 7 -> 15 -> 31 input pixels (jump 2) without further downsampling.
+    """
+
+    input_shape = (1, 28, 28)
+
+    def __init__(self, in_channels=1, num_classes=10, device=None, dtype="float32"):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.features = nn.Sequential(
+            ConvBN(in_channels, 16, 3, 2, **kw),
+            ConvBN(16, 32, 3, 1, padding=1, dilation=1, **kw),
+            ConvBN(32, 32, 3, 1, padding=2, dilation=2, **kw),
+            ConvBN(32, 32, 3, 1, padding=4, dilation=4, **kw),
+        )
+        self.head = nn.Sequential(GlobalAvgPool(), nn.Linear(32, num_classes, **kw))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+MODELS = {
+    "cnn": SmallCNN,
+    "resnet9": ResNet9,
+    "mobilenet": MobileNet,
+    "shufflenet": ShuffleNet,
+    "resnext": ResNeXt,
+    "dilated": DilatedNet,
+}
+
+
+def build_model(name, in_channels=1, num_classes=10, device=None, dtype="float32"):
+    """Construct ``MODELS[name]``; ResNet9 ignores ``in_channels``/``num_classes`` (3 and 10).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    if name == "resnet9":
+        if num_classes != 10:
+            raise ValueError(f"resnet9 has 10 outputs; the data set has {num_classes} classes")
+        return ResNet9(device=device, dtype=dtype)
+    return MODELS[name](in_channels=in_channels, num_classes=num_classes, device=device,
+                        dtype=dtype)
+
+
+def count_parameters(model):
+    """Total number of scalar parameters of ``model``."""
+    total = 0
+    for p in model.parameters():
+        n = 1
+        for d in p.shape:
+            n *= d
+        total += n
+    return total
+

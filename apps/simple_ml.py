@@ -1,0 +1,95 @@
+"""The course's ``simple_ml`` helpers: hw1's MNIST functions and hw4's CIFAR-10 loops.
+
+The CIFAR-10 helpers are thin wrappers over ``apps.engine.run_epoch``, the loop that
+``python -m apps.train`` uses too.
+"""
+
+import numpy as np
+
+import needle as ndl
+import needle.nn as nn
+
+from .datasets import read_idx
+from .engine import run_epoch
+
+__all__ = [
+    "parse_mnist",
+    "softmax_loss",
+    "nn_epoch",
+    "loss_err",
+    "epoch_general_cifar10",
+    "train_cifar10",
+    "evaluate_cifar10",
+]
+
+
+# --- hw1 ------------------------------------------------------------------------------------
+
+def parse_mnist(image_filename, label_filename):
+    """Read gzipped MNIST idx files: ``X`` float32 ``(N, 784)`` in [0, 1] and ``y`` uint8 ``(N,)``."""
+    images = read_idx(image_filename)
+    X = images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0)
+    return X, read_idx(label_filename).astype(np.uint8)
+
+
+def softmax_loss(Z, y_one_hot):
+    """Mean over rows of ``log sum exp(Z) - sum(Z * y_one_hot)`` (Tensors in, scalar Tensor out)."""
+    log_sum = ndl.log(ndl.exp(Z).sum(axes=(1,)))
+    return (log_sum.sum() - (Z * y_one_hot).sum()) / Z.shape[0]
+
+
+def _one_hot(y, k):
+    out = np.zeros((y.shape[0], k), dtype=np.float32)
+    out[np.arange(y.shape[0]), y] = 1
+    return out
+
+
+def nn_epoch(X, y, W1, W2, lr=0.1, batch=100):
+    """One SGD epoch of ``relu(X W1) W2`` with softmax loss, in order, in minibatches of ``batch``.
+
+    Returns new (detached) ``(W1, W2)`` Tensors.
+    """
+    for start in range(0, X.shape[0], batch):
+        Xb = ndl.Tensor(X[start:start + batch])
+        yb = y[start:start + batch]
+        Z = ndl.relu(Xb @ W1) @ W2
+        loss = softmax_loss(Z, ndl.Tensor(_one_hot(yb, W2.shape[1])))
+        loss.backward()
+        W1 = ndl.Tensor(W1.realize_cached_data() - lr * W1.grad.realize_cached_data())
+        W2 = ndl.Tensor(W2.realize_cached_data() - lr * W2.grad.realize_cached_data())
+    return W1, W2
+
+
+def loss_err(h, y):
+    """Softmax loss and error rate of logits ``h`` (a Tensor) against labels ``y``."""
+    y_one_hot = _one_hot(y, h.shape[-1])
+    return softmax_loss(h, ndl.Tensor(y_one_hot)).numpy(), np.mean(h.numpy().argmax(axis=1) != y)
+
+
+# --- hw4: CIFAR-10 --------------------------------------------------------------------------
+
+def epoch_general_cifar10(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None):
+    """One pass over ``dataloader``: train when ``opt`` is given, else evaluate.
+
+    Returns ``(average accuracy, average loss)`` over all samples.
+    """
+    np.random.seed(4)
+    result = run_epoch(model, dataloader, loss_fn, opt)
+    return result.accuracy, result.loss
+
+
+def train_cifar10(model, dataloader, n_epochs=1, optimizer=ndl.optim.Adam, lr=0.001,
+                  weight_decay=0.001, loss_fn=nn.SoftmaxLoss):
+    """Train ``n_epochs``; returns ``(accuracy, loss)`` of the last epoch."""
+    np.random.seed(4)
+    opt = optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
+    acc, loss = None, None
+    for _ in range(n_epochs):
+        acc, loss = epoch_general_cifar10(dataloader, model, loss_fn(), opt)
+    return acc, loss
+
+
+def evaluate_cifar10(model, dataloader, loss_fn=nn.SoftmaxLoss):
+    """Evaluate on ``dataloader``; returns ``(accuracy, loss)``."""
+    np.random.seed(4)
+    return epoch_general_cifar10(dataloader, model, loss_fn(), None)
