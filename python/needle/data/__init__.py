@@ -1,1 +1,5 @@
-"""(being written)"""
+"""Datasets, the DataLoader and image transforms."""
+
+from .data_basic import *  # noqa: F401,F403
+from .data_transforms import *  # noqa: F401,F403
+from .datasets import *  # noqa: F401,F403
