@@ -1,0 +1,151 @@
+"""Brute-force convolution and pooling in NumPy, written for clarity, not speed.
+
+Layouts are needle's: input ``(N, *spatial, C_in)`` (1-3 spatial axes), weight
+``(*kernel, C_in // groups, C_out)``.  Every function loops over output positions and
+kernel taps explicitly; each tap is a small per-group matrix product over channels.
+The gradient functions are the exact adjoints of ``conv_reference`` written as
+scatter loops (the same index arithmetic, run backwards).
+"""
+
+import itertools
+
+import numpy as np
+
+
+def _per_axis(value, nd):
+    return (value,) * nd if isinstance(value, int) else tuple(value)
+
+
+def _pairs(padding, nd):
+    if isinstance(padding, int):
+        return ((padding, padding),) * nd
+    if nd == 1 and len(padding) == 2 and all(isinstance(p, int) for p in padding):
+        return (tuple(padding),)
+    return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+
+
+def conv_args(x_shape, w_shape, stride=1, padding=0, dilation=1):
+    """Normalised (stride, pads, dilation, output spatial size)."""
+    nd = len(x_shape) - 2
+    stride, dilation = _per_axis(stride, nd), _per_axis(dilation, nd)
+    pads = _pairs(padding, nd)
+    out = tuple(
+        (n + lo + hi - d * (k - 1) - 1) // s + 1
+        for n, k, s, d, (lo, hi) in zip(x_shape[1:-1], w_shape[:-2], stride, dilation, pads)
+    )
+    return stride, pads, dilation, out
+
+
+def _taps(out, kernel, stride, dilation):
+    """Every (output position, kernel tap, padded input position) triple."""
+    for o in itertools.product(*map(range, out)):
+        for k in itertools.product(*map(range, kernel)):
+            yield o, k, tuple(oi * s + ki * d for oi, ki, s, d in zip(o, k, stride, dilation))
+
+
+def conv_reference(x, w, stride=1, padding=0, dilation=1, groups=1):
+    """y[n, o, co] = sum_{k, c} xpad[n, o*stride + k*dilation, g*Cg + c] * w[k, c, co]."""
+    stride, pads, dilation, out = conv_args(x.shape, w.shape, stride, padding, dilation)
+    n, cin, cout = x.shape[0], x.shape[-1], w.shape[-1]
+    cg, co = cin // groups, cout // groups
+    xp = np.pad(x, ((0, 0), *pads, (0, 0)))
+    y = np.zeros((n, *out, cout), dtype=np.float64)
+    for o, k, i in _taps(out, w.shape[:-2], stride, dilation):
+        patch = xp[(slice(None), *i)].reshape(n, groups, cg)
+        wk = w[k].reshape(cg, groups, co)
+        y[(slice(None), *o)] += np.einsum("ngc,cgk->ngk", patch, wk).reshape(n, cout)
+    return y
+
+
+def conv_input_grad_reference(g, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
+    """The adjoint of ``conv_reference`` in x: scatter each output's gradient to its taps."""
+    stride, pads, dilation, out = conv_args(x_shape, w.shape, stride, padding, dilation)
+    n, cin, cout = x_shape[0], x_shape[-1], w.shape[-1]
+    cg, co = cin // groups, cout // groups
+    padded = [s + lo + hi for s, (lo, hi) in zip(x_shape[1:-1], pads)]
+    gxp = np.zeros((n, *padded, cin), dtype=np.float64)
+    for o, k, i in _taps(out, w.shape[:-2], stride, dilation):
+        go = g[(slice(None), *o)].reshape(n, groups, co)
+        wk = w[k].reshape(cg, groups, co)
+        gxp[(slice(None), *i)] += np.einsum("ngk,cgk->ngc", go, wk).reshape(n, cin)
+    crop = tuple(slice(lo, lo + s) for s, (lo, _) in zip(x_shape[1:-1], pads))
+    return gxp[(slice(None), *crop)]
+
+
+def conv_weight_grad_reference(x, g, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """The adjoint of ``conv_reference`` in w: sum over batch and outputs of patch ⊗ g."""
+    stride, pads, dilation, out = conv_args(x.shape, w_shape, stride, padding, dilation)
+    n, cin, cout = x.shape[0], x.shape[-1], w_shape[-1]
+    cg, co = cin // groups, cout // groups
+    xp = np.pad(x, ((0, 0), *pads, (0, 0)))
+    gw = np.zeros(w_shape, dtype=np.float64)
+    for o, k, i in _taps(out, w_shape[:-2], stride, dilation):
+        patch = xp[(slice(None), *i)].reshape(n, groups, cg)
+        go = g[(slice(None), *o)].reshape(n, groups, co)
+        gw[k] += np.einsum("ngc,ngk->cgk", patch, go).reshape(cg, cout)
+    return gw
+
+
+def conv_transpose_reference(x, w, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+    """PyTorch's conv_transpose in needle's layouts: w is ``(*kernel, C_out // groups, C_in)``.
+
+    It is the input gradient of the conv (weight w) whose output is x, for an input of size
+    ``(in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
+    """
+    nd = x.ndim - 2
+    stride, dil = _per_axis(stride, nd), _per_axis(dilation, nd)
+    pad, extra = _per_axis(padding, nd), _per_axis(output_padding, nd)
+    out = tuple(
+        (n - 1) * s - 2 * p + d * (k - 1) + e + 1
+        for n, s, p, d, k, e in zip(x.shape[1:-1], stride, pad, dil, w.shape[:-2], extra)
+    )
+    # The scatter: input position i, tap k lands on padded output position i*s + k*d.
+    n, cin = x.shape[0], x.shape[-1]
+    cout = w.shape[-2] * groups
+    cg, co = cout // groups, cin // groups
+    padded = [o + 2 * p + s for o, p, s in zip(out, pad, stride)]  # room for every tap
+    yp = np.zeros((n, *padded, cout), dtype=np.float64)
+    for i, k, q in _taps(x.shape[1:-1], w.shape[:-2], stride, dil):
+        xi = x[(slice(None), *i)].reshape(n, groups, co)
+        wk = w[k].reshape(cg, groups, co)
+        yp[(slice(None), *q)] += np.einsum("ngk,cgk->ngc", xi, wk).reshape(n, cout)
+    crop = tuple(slice(p, p + o) for p, o in zip(pad, out))
+    return yp[(slice(None), *crop)]
+
+
+def max_pool_reference(x, kernel, stride=None, padding=0):
+    """(values, input gradient of sum(values * g)) for max pooling, -inf padding, first arg-max."""
+    nd = x.ndim - 2
+    kernel = _per_axis(kernel, nd)
+    stride = kernel if stride is None else _per_axis(stride, nd)
+    pad = _per_axis(padding, nd)
+    xp = np.pad(x, ((0, 0), *[(p, p) for p in pad], (0, 0)), constant_values=-np.inf)
+    out = tuple(
+        (s + 2 * p - k) // st + 1 for s, p, k, st in zip(x.shape[1:-1], pad, kernel, stride)
+    )
+    y = np.full((x.shape[0], *out, x.shape[-1]), -np.inf)
+    for o in itertools.product(*map(range, out)):
+        for k in itertools.product(*map(range, kernel)):
+            i = tuple(oi * s + ki for oi, ki, s in zip(o, k, stride))
+            y[(slice(None), *o)] = np.maximum(y[(slice(None), *o)], xp[(slice(None), *i)])
+    return y
+
+
+def max_pool_grad_reference(x, g, kernel, stride=None, padding=0):
+    """Input gradient of max pooling: each window's gradient goes to its first arg-max."""
+    nd = x.ndim - 2
+    kernel = _per_axis(kernel, nd)
+    stride = kernel if stride is None else _per_axis(stride, nd)
+    pad = _per_axis(padding, nd)
+    xp = np.pad(x, ((0, 0), *[(p, p) for p in pad], (0, 0)), constant_values=-np.inf)
+    gxp = np.zeros(xp.shape)
+    for idx in itertools.product(*map(range, g.shape)):
+        n, o, c = idx[0], idx[1:-1], idx[-1]
+        window = [
+            xp[(n, *tuple(oi * s + ki for oi, ki, s in zip(o, k, stride)), c)]
+            for k in itertools.product(*map(range, kernel))
+        ]
+        k = list(itertools.product(*map(range, kernel)))[int(np.argmax(window))]
+        gxp[(n, *tuple(oi * s + ki for oi, ki, s in zip(o, k, stride)), c)] += g[idx]
+    crop = tuple(slice(p, p + s) for p, s in zip(pad, x.shape[1:-1]))
+    return gxp[(slice(None), *crop)]
