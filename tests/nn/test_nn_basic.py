@@ -5,56 +5,18 @@ import pytest
 
 import needle as ndl
 from needle import nn
+from tests.checks import check_grad, supports
 
 
 def _f64(device):
-    if "float64" not in getattr(device, "dtypes", ("float64",)):
+    if not supports(device, "float64"):
         pytest.skip(f"{device} has no float64")
     return "float64"
 
 
-def _t(array, device, dtype="float64", requires_grad=True):
-    return ndl.Tensor(np.asarray(array), device=device, dtype=dtype, requires_grad=requires_grad)
-
-
-def check_grads(fn, arrays, device, eps=1e-6, atol=1e-6, rtol=1e-5):
-    """Gradients of sum(fn(*inputs) * c) for a random c against float64 central differences."""
-    dtype = _f64(device)
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    out_shape = fn(*[_t(a, device) for a in arrays]).shape
-    c = np.random.randn(*out_shape)
-
-    def value(xs):
-        return float((fn(*[_t(x, device, requires_grad=False) for x in xs]).numpy() * c).sum())
-
-    inputs = [_t(a, device) for a in arrays]
-    out = fn(*inputs)
-    (out * _t(c, device, requires_grad=False)).sum().backward()
-    for k, a in enumerate(arrays):
-        numeric = np.zeros_like(a)
-        for j in range(a.size):
-            plus = [x.copy() for x in arrays]
-            minus = [x.copy() for x in arrays]
-            plus[k].flat[j] += eps
-            minus[k].flat[j] -= eps
-            numeric.flat[j] = (value(plus) - value(minus)) / (2 * eps)
-        assert inputs[k].grad is not None, f"input {k} got no gradient"
-        assert inputs[k].grad.dtype == dtype
-        np.testing.assert_allclose(
-            inputs[k].grad.numpy(), numeric, atol=atol, rtol=rtol, err_msg=f"input {k}"
-        )
-
-
-def _with_params(module, arrays, device):
-    """Replace the module's parameters (in order) by float64 Parameters of ``arrays``."""
-    names = [name for name, _ in module.named_parameters()]
-    for name, array in zip(names, arrays):
-        owner = module
-        *path, last = name.split(".")
-        for part in path:
-            owner = owner[int(part)] if isinstance(owner, (list, tuple)) else getattr(owner, part)
-        setattr(owner, last, nn.Parameter(_t(array, device)))
-    return module
+def check_grads(fn, arrays, device):
+    """Every input gradient of ``fn`` against central differences (float64 where possible)."""
+    check_grad(fn, *[np.asarray(a, dtype=np.float64) for a in arrays], device=device)
 
 
 # --- Module machinery ----------------------------------------------------------------------
