@@ -350,6 +350,14 @@ class SoftmaxLoss(Module):
         return (ops.logsumexp(logits, axes=(1,)) - picked).sum() / n
 
 
+def _channel_sum(x: Tensor, axes: tuple) -> Tensor:
+    # Summing the contiguous trailing axes first, then the batch axis, reads x in place;
+    # one sum over (0, 2, 3) would first copy x into channel-major order.
+    if len(axes) > 1 and axes[0] == 0:
+        return x.sum(axes[1:]).sum((0,))
+    return x.sum(axes)
+
+
 class _BatchNorm(Module):
     """Normalisation by batch statistics over all axes but the channel axis 1."""
 
@@ -374,10 +382,10 @@ class _BatchNorm(Module):
         stat_shape = tuple(1 if a in axes else d for a, d in enumerate(x.shape))
         if self.training:
             count = math.prod(x.shape[a] for a in axes)
-            mean = x.sum(axes) / count
-            centered = x + (-mean).reshape(stat_shape).broadcast_to(x.shape)
-            var = (centered * centered).sum(axes) / count  # biased, as the course
-            self._update_running(mean, var)
+            neg_mean = _channel_sum(x, axes) * (-1.0 / count)
+            centered = x + neg_mean.reshape(stat_shape).broadcast_to(x.shape)
+            var = _channel_sum(centered * centered, axes) / count  # biased, as the course
+            self._update_running(neg_mean, var)
         else:
             neg_mean = Tensor.make_const(-self.running_mean.realize_cached_data())
             centered = x + neg_mean.reshape(stat_shape).broadcast_to(x.shape)
@@ -386,13 +394,15 @@ class _BatchNorm(Module):
         shift = self.bias.reshape(stat_shape).broadcast_to(x.shape)
         return centered * scale.reshape(stat_shape).broadcast_to(x.shape) + shift
 
-    def _update_running(self, mean: Tensor, var: Tensor) -> None:
+    def _update_running(self, neg_mean: Tensor, var: Tensor) -> None:
         # running <- (1 - momentum) * running + momentum * batch, on raw arrays: no graph.
         m = self.momentum
-        for buffer, stat in ((self.running_mean, mean), (self.running_var, var)):
-            buffer.cached_data = buffer.realize_cached_data() * (1 - m) + (
-                stat.realize_cached_data() * m
-            )
+        self.running_mean.cached_data = self.running_mean.realize_cached_data() * (1 - m) + (
+            neg_mean.realize_cached_data() * (-m)
+        )
+        self.running_var.cached_data = self.running_var.realize_cached_data() * (1 - m) + (
+            var.realize_cached_data() * m
+        )
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
