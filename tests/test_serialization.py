@@ -13,7 +13,7 @@ def test_nested_round_trip_keeps_types_and_dtypes(device, tmp_path):
     t64 = ndl.Tensor(np.random.randn(2, 3), device=device, dtype="float64") \
         if "float64" in getattr(device, "dtypes", ("float64",)) else None
     obj = {
-        "w": ndl.Tensor(np.random.randn(3, 2), device=device),
+        "w": ndl.Tensor(np.random.randn(3, 2), device=device, dtype="float32"),
         "nested": {0: [1, 2.5, None, True], "name": "résumé", "t": (np.arange(4, dtype=np.int16),)},
         "scalar": np.float32(1.5),
         "nan": float("nan"),

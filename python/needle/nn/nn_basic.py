@@ -397,12 +397,11 @@ class _BatchNorm(Module):
     def _update_running(self, neg_mean: Tensor, var: Tensor) -> None:
         # running <- (1 - momentum) * running + momentum * batch, on raw arrays: no graph.
         m = self.momentum
-        self.running_mean.cached_data = self.running_mean.realize_cached_data() * (1 - m) + (
-            neg_mean.realize_cached_data() * (-m)
-        )
-        self.running_var.cached_data = self.running_var.realize_cached_data() * (1 - m) + (
-            var.realize_cached_data() * m
-        )
+        for buffer, stat, weight in ((self.running_mean, neg_mean, -m), (self.running_var, var, m)):
+            old = buffer.realize_cached_data()
+            new = old * (1 - m) + stat.realize_cached_data() * weight
+            # The buffer keeps its dtype (NumPy mode would promote it with a float64 batch).
+            buffer.cached_data = new if new.dtype == old.dtype else new.astype(old.dtype)
 
     def extra_repr(self):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
