@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from tests.checks import check_grad, check_op, tensor
 
 import needle as ndl
-from tests.checks import check_grad, check_op, tensor
 
 
 def np_logsumexp(a, axes=None):

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from tests.checks import check_grad, check_op, tensor
 
 import needle as ndl
-from tests.checks import check_grad, check_op, tensor
 
 
 @pytest.mark.parametrize("n,shape,axis", [(3, (2, 4), 0), (2, (2, 4), 1), (4, (2, 3), 2),
