@@ -15,22 +15,46 @@ def _state():
     return key.tobytes(), pos
 
 
-@pytest.mark.parametrize("name, make, reference", [
-    ("rand", lambda d: init.rand(3, 4, low=-2.0, high=5.0, device=d),
-     lambda: np.random.rand(3, 4) * 7 - 2),
-    ("randn", lambda d: init.randn(3, 4, mean=1.0, std=3.0, device=d),
-     lambda: np.random.randn(3, 4) * 3 + 1),
-    ("xavier_uniform", lambda d: init.xavier_uniform(5, 7, gain=1.5, device=d),
-     lambda: (np.random.rand(5, 7) * 2 - 1) * 1.5 * math.sqrt(6 / 12)),
-    ("xavier_normal", lambda d: init.xavier_normal(5, 7, gain=0.5, device=d),
-     lambda: np.random.randn(5, 7) * 0.5 * math.sqrt(2 / 12)),
-    ("kaiming_uniform", lambda d: init.kaiming_uniform(5, 7, device=d),
-     lambda: (np.random.rand(5, 7) * 2 - 1) * math.sqrt(6 / 5)),
-    ("kaiming_uniform_shape", lambda d: init.kaiming_uniform(18, 36, shape=(3, 3, 2, 4), device=d),
-     lambda: (np.random.rand(3, 3, 2, 4) * 2 - 1) * math.sqrt(6 / 18)),
-    ("kaiming_normal", lambda d: init.kaiming_normal(5, 7, device=d),
-     lambda: np.random.randn(5, 7) * math.sqrt(2) / math.sqrt(5)),
-])
+@pytest.mark.parametrize(
+    "name, make, reference",
+    [
+        (
+            "rand",
+            lambda d: init.rand(3, 4, low=-2.0, high=5.0, device=d),
+            lambda: np.random.rand(3, 4) * 7 - 2,
+        ),
+        (
+            "randn",
+            lambda d: init.randn(3, 4, mean=1.0, std=3.0, device=d),
+            lambda: np.random.randn(3, 4) * 3 + 1,
+        ),
+        (
+            "xavier_uniform",
+            lambda d: init.xavier_uniform(5, 7, gain=1.5, device=d),
+            lambda: (np.random.rand(5, 7) * 2 - 1) * 1.5 * math.sqrt(6 / 12),
+        ),
+        (
+            "xavier_normal",
+            lambda d: init.xavier_normal(5, 7, gain=0.5, device=d),
+            lambda: np.random.randn(5, 7) * 0.5 * math.sqrt(2 / 12),
+        ),
+        (
+            "kaiming_uniform",
+            lambda d: init.kaiming_uniform(5, 7, device=d),
+            lambda: (np.random.rand(5, 7) * 2 - 1) * math.sqrt(6 / 5),
+        ),
+        (
+            "kaiming_uniform_shape",
+            lambda d: init.kaiming_uniform(18, 36, shape=(3, 3, 2, 4), device=d),
+            lambda: (np.random.rand(3, 3, 2, 4) * 2 - 1) * math.sqrt(6 / 18),
+        ),
+        (
+            "kaiming_normal",
+            lambda d: init.kaiming_normal(5, 7, device=d),
+            lambda: np.random.randn(5, 7) * math.sqrt(2) / math.sqrt(5),
+        ),
+    ],
+)
 def test_random_initialisers_follow_course_draws(device, name, make, reference):
     np.random.seed(42)
     t = make(device)
@@ -64,8 +88,9 @@ def test_randb_and_one_hot(device):
     oh = init.one_hot(3, labels, device=device)
     np.testing.assert_array_equal(oh.numpy(), np.eye(3)[[2, 0, 1, 2]])
     assert oh.shape == (4, 3) and oh.device == device
-    np.testing.assert_array_equal(init.one_hot(4, np.array([[1], [3]]), device=device).numpy(),
-                                  np.eye(4)[[[1], [3]]])
+    np.testing.assert_array_equal(
+        init.one_hot(4, np.array([[1], [3]]), device=device).numpy(), np.eye(4)[[[1], [3]]]
+    )
 
 
 def test_default_device_and_bad_nonlinearity():

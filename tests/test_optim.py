@@ -11,7 +11,9 @@ from needle import nn, optim
 
 
 def _params(device, shapes=((3, 2), (1, 2)), dtype="float32"):
-    return [nn.Parameter(ndl.Tensor(np.random.randn(*s), device=device, dtype=dtype)) for s in shapes]
+    return [
+        nn.Parameter(ndl.Tensor(np.random.randn(*s), device=device, dtype=dtype)) for s in shapes
+    ]
 
 
 def _set_grads(params, grads, device):
@@ -63,7 +65,9 @@ def _run(opt_factory, device, steps=4):
 
 @pytest.mark.parametrize("momentum, wd", [(0.0, 0.0), (0.9, 0.0), (0.5, 0.01)])
 def test_sgd_matches_reference(device, momentum, wd):
-    params, start, grads = _run(lambda ps: optim.SGD(ps, lr=0.1, momentum=momentum, weight_decay=wd), device)
+    params, start, grads = _run(
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=momentum, weight_decay=wd), device
+    )
     expected = _sgd_reference(start, grads, 0.1, momentum, wd)
     for p, e in zip(params, expected):
         np.testing.assert_allclose(p.numpy(), e, rtol=1e-5, atol=1e-6)
@@ -119,10 +123,14 @@ def test_training_reduces_loss_without_growing_graph(device):
     assert ndl.autograd.TENSOR_COUNTER - counter < 10
 
 
-@pytest.mark.parametrize("factory", [
-    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.01),
-    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
-], ids=["sgd", "adam"])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.01),
+        lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01),
+    ],
+    ids=["sgd", "adam"],
+)
 def test_state_dict_resumes_exactly(device, factory, tmp_path):
     params = _params(device)
     grads = [[np.random.randn(*p.shape) for p in params] for _ in range(6)]
@@ -177,8 +185,9 @@ def _lrs(scheduler, n):
 
 def test_step_and_cosine_schedules():
     opt = optim.SGD(_params(ndl.cpu_numpy() if ndl.BACKEND == "nd" else ndl.cpu()), lr=1.0)
-    np.testing.assert_allclose(_lrs(optim.StepLR(opt, step_size=2, gamma=0.5), 5),
-                               [1, 1, 0.5, 0.5, 0.25, 0.25])
+    np.testing.assert_allclose(
+        _lrs(optim.StepLR(opt, step_size=2, gamma=0.5), 5), [1, 1, 0.5, 0.5, 0.25, 0.25]
+    )
     opt.lr = 0.1
     cos = optim.CosineAnnealingLR(opt, T_max=4, eta_min=0.01)
     expected = [0.01 + 0.09 * (1 + math.cos(math.pi * min(t, 4) / 4)) / 2 for t in range(7)]
@@ -194,7 +203,9 @@ def test_one_cycle_matches_torch_formula():
     assert lrs[0] == pytest.approx(0.4 / 25)
     assert lrs[2] == pytest.approx(0.4)  # the peak at pct_start·total − 1 = 2
     assert lrs[9] == pytest.approx(0.4 / 25 / 1e4)
-    assert all(a < b for a, b in zip(lrs[:2], lrs[1:3])) and all(a > b for a, b in zip(lrs[2:9], lrs[3:]))
+    assert all(a < b for a, b in zip(lrs[:2], lrs[1:3])) and all(
+        a > b for a, b in zip(lrs[2:9], lrs[3:])
+    )
     torch = pytest.importorskip("torch")
     w = torch.zeros(1, requires_grad=True)
     topt = torch.optim.SGD([w], lr=0.1)

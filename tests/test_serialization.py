@@ -10,8 +10,11 @@ from needle import nn
 
 
 def test_nested_round_trip_keeps_types_and_dtypes(device, tmp_path):
-    t64 = ndl.Tensor(np.random.randn(2, 3), device=device, dtype="float64") \
-        if "float64" in getattr(device, "dtypes", ("float64",)) else None
+    t64 = (
+        ndl.Tensor(np.random.randn(2, 3), device=device, dtype="float64")
+        if "float64" in getattr(device, "dtypes", ("float64",))
+        else None
+    )
     obj = {
         "w": ndl.Tensor(np.random.randn(3, 2), device=device, dtype="float32"),
         "nested": {0: [1, 2.5, None, True], "name": "résumé", "t": (np.arange(4, dtype=np.int16),)},
@@ -42,8 +45,12 @@ def test_nested_round_trip_keeps_types_and_dtypes(device, tmp_path):
 
 def test_model_checkpoint_gives_identical_outputs(device, tmp_path):
     def make():
-        return nn.Sequential(nn.Linear(4, 5, device=device), nn.BatchNorm1d(5, device=device),
-                             nn.ReLU(), nn.Linear(5, 2, device=device))
+        return nn.Sequential(
+            nn.Linear(4, 5, device=device),
+            nn.BatchNorm1d(5, device=device),
+            nn.ReLU(),
+            nn.Linear(5, 2, device=device),
+        )
 
     model = make()
     x = ndl.Tensor(np.random.randn(6, 4), device=device)

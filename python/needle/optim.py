@@ -7,7 +7,7 @@ graph is recorded and ``p.grad`` is never modified in place.  Optimizer state
 """
 
 import math
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable
 
 import numpy as np
 
@@ -264,7 +264,10 @@ class CosineAnnealingLR(LRScheduler):
 
     def get_lr(self):
         t = min(self.last_epoch, self.T_max)
-        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+        return (
+            self.eta_min
+            + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+        )
 
 
 class OneCycleLR(LRScheduler):
@@ -276,8 +279,15 @@ class OneCycleLR(LRScheduler):
     Raises ValueError when stepped beyond total_steps.
     """
 
-    def __init__(self, optimizer, max_lr: float, total_steps: int, pct_start: float = 0.3,
-                 div_factor: float = 25.0, final_div_factor: float = 1e4):
+    def __init__(
+        self,
+        optimizer,
+        max_lr: float,
+        total_steps: int,
+        pct_start: float = 0.3,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+    ):
         if total_steps < 2:
             raise ValueError(f"OneCycleLR: total_steps must be >= 2, got {total_steps}")
         if not 0 < pct_start < 1:

@@ -30,11 +30,17 @@ def _encode(obj: Any, arrays: dict):
     if isinstance(obj, Tensor):
         name = f"a{len(arrays)}"
         arrays[name] = obj.numpy()
-        return {"kind": "tensor", "member": name, "device": repr(obj.device).rstrip("()"),
-                "requires_grad": bool(obj.requires_grad)}
+        return {
+            "kind": "tensor",
+            "member": name,
+            "device": repr(obj.device).rstrip("()"),
+            "requires_grad": bool(obj.requires_grad),
+        }
     if isinstance(obj, (NDArray, np.ndarray, np.generic)):
         name = f"a{len(arrays)}"
-        kind = "ndarray" if isinstance(obj, NDArray) and not isinstance(obj, np.ndarray) else "numpy"
+        kind = (
+            "ndarray" if isinstance(obj, NDArray) and not isinstance(obj, np.ndarray) else "numpy"
+        )
         arrays[name] = np.asarray(obj.numpy() if kind == "ndarray" else obj)
         entry = {"kind": kind, "member": name}
         if kind == "ndarray":
@@ -82,8 +88,9 @@ def _decode(entry: dict, members, device):
         return array[()] if entry.get("scalar") else array
     target = _device_named(entry["device"], device)
     if kind == "tensor":
-        return Tensor(array, device=target, dtype=str(array.dtype),
-                      requires_grad=entry["requires_grad"])
+        return Tensor(
+            array, device=target, dtype=str(array.dtype), requires_grad=entry["requires_grad"]
+        )
     if kind == "ndarray":
         return Tensor(array, device=target, dtype=str(array.dtype)).realize_cached_data()
     raise ValueError(f"load: unknown entry kind {kind!r}")
@@ -128,6 +135,7 @@ def load(path, device=None) -> Any:
         raise ValueError(f"load: {path!r} is an .npz file but not a needle checkpoint")
     meta = json.loads(str(members.pop(_META)))
     if meta.get("format") != _FORMAT:
-        raise ValueError(f"load: {path!r} has checkpoint format {meta.get('format')}, "
-                         f"expected {_FORMAT}")
+        raise ValueError(
+            f"load: {path!r} has checkpoint format {meta.get('format')}, expected {_FORMAT}"
+        )
     return _decode(meta["root"], members, device)

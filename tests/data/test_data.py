@@ -44,8 +44,12 @@ def test_batching_and_drop_last(device):
     dropped = data.DataLoader(data.NDArrayDataset(x, y), batch_size=32, drop_last=True)
     assert [b[0].shape[0] for b in dropped] == [32, 32, 32] and len(dropped) == 3
     np.random.seed(5)
-    shuffled = np.concatenate([b[1].numpy() for b in data.DataLoader(
-        data.NDArrayDataset(x, y), batch_size=30, shuffle=True)])
+    shuffled = np.concatenate(
+        [
+            b[1].numpy()
+            for b in data.DataLoader(data.NDArrayDataset(x, y), batch_size=30, shuffle=True)
+        ]
+    )
     np.random.seed(5)
     np.testing.assert_array_equal(shuffled, y[np.random.permutation(100)])
     with pytest.raises(ValueError, match="batch_size"):
@@ -156,7 +160,9 @@ def test_mnist_reads_idx(tmp_path, gz):
 
 def test_mnist_transforms_per_image_in_order(tmp_path):
     (img_path, lbl_path), images, _ = _write_mnist(str(tmp_path))
-    ds = data.MNISTDataset(img_path, lbl_path, transforms=[data.RandomCrop(3), data.RandomFlipHorizontal()])
+    ds = data.MNISTDataset(
+        img_path, lbl_path, transforms=[data.RandomCrop(3), data.RandomFlipHorizontal()]
+    )
     np.random.seed(1)
     batch, _ = ds[np.array([0, 1, 2])]
     np.random.seed(1)
@@ -213,8 +219,12 @@ def _write_cifar(folder, per_batch=2, protocol=2):
         n = per_batch + (1 if name == "test_batch" else 0)
         images = rng.randint(0, 256, size=(n, 3072)).astype(np.uint8)
         labels = [int(v) for v in rng.randint(0, 10, size=n)]
-        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": images,
-                 b"filenames": [b"img%d.png" % i for i in range(n)]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels,
+            b"data": images,
+            b"filenames": [b"img%d.png" % i for i in range(n)],
+        }
         with open(os.path.join(base, name), "wb") as f:
             pickle.dump(batch, f, protocol=protocol)
         everything[name] = (images, labels)
@@ -244,7 +254,9 @@ def test_cifar_transforms_act_on_spatial_axes(tmp_path, device):
     base, _ = _write_cifar(str(tmp_path))
     plain = data.CIFAR10Dataset(base, train=True)
     flipped = data.CIFAR10Dataset(base, train=True, transforms=[data.RandomFlipHorizontal(p=1.0)])
-    np.testing.assert_array_equal(flipped[np.array([1, 2])][0], plain[np.array([1, 2])][0][..., ::-1])
+    np.testing.assert_array_equal(
+        flipped[np.array([1, 2])][0], plain[np.array([1, 2])][0][..., ::-1]
+    )
     loader = data.DataLoader(flipped, batch_size=4, shuffle=True, device=device)
     x, y = next(iter(loader))
     assert x.shape == (4, 3, 32, 32) and x.dtype == "float32" and y.shape == (4,)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from tests.checks import check_grad, supports
 
 import needle as ndl
 from needle import nn
-from tests.checks import check_grad, supports
 
 
 def _f64(device):
@@ -38,7 +38,13 @@ class _Custom(nn.Module):
 def test_parameters_order_names_and_dedup():
     model = _Custom()
     names = [n for n, _ in model.named_parameters()]
-    assert names == ["a.weight", "a.bias", "layers.1.weight", "table.norm.weight", "table.norm.bias"]
+    assert names == [
+        "a.weight",
+        "a.bias",
+        "layers.1.weight",
+        "table.norm.weight",
+        "table.norm.bias",
+    ]
     params = model.parameters()
     assert params[0] is model.a.weight and len(params) == 5
     assert all(isinstance(p, nn.Parameter) for p in params)
@@ -46,7 +52,13 @@ def test_parameters_order_names_and_dedup():
 
 def test_children_modules_and_train_eval_through_containers():
     model = _Custom()
-    assert [n for n, _ in model.named_children()] == ["a", "layers.0", "layers.1", "table.norm", "table.drop.0"]
+    assert [n for n, _ in model.named_children()] == [
+        "a",
+        "layers.0",
+        "layers.1",
+        "table.norm",
+        "table.drop.0",
+    ]
     assert len(model.modules()) == 6 and model.modules()[0] is model
     model.eval()
     assert all(not m.training for m in model.modules())
@@ -78,8 +90,12 @@ def test_state_dict_round_trip_with_buffers(device):
     model(x)  # moves the running statistics away from their initial values
     state = model.state_dict()
     assert list(state) == [
-        "modules.0.weight", "modules.0.bias", "modules.1.weight", "modules.1.bias",
-        "modules.1.running_mean", "modules.1.running_var",
+        "modules.0.weight",
+        "modules.0.bias",
+        "modules.1.weight",
+        "modules.1.bias",
+        "modules.1.running_mean",
+        "modules.1.running_var",
     ]
     model.eval()
     expected = model(x).numpy()
@@ -130,13 +146,17 @@ def test_linear_forward_nd_and_bias_variants(device):
     layer = nn.Linear(5, 3, device=device)
     w, b = layer.weight.numpy(), layer.bias.numpy()
     x = np.random.randn(4, 5).astype(np.float32)
-    np.testing.assert_allclose(layer(ndl.Tensor(x, device=device)).numpy(), x @ w + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        layer(ndl.Tensor(x, device=device)).numpy(), x @ w + b, rtol=1e-5, atol=1e-5
+    )
     x3 = np.random.randn(2, 4, 5).astype(np.float32)
     out = layer(ndl.Tensor(x3, device=device))
     assert out.shape == (2, 4, 3)
     np.testing.assert_allclose(out.numpy(), x3 @ w + b, rtol=1e-5, atol=1e-5)
     layer.bias.data = ndl.Tensor(b.reshape(3), device=device)
-    np.testing.assert_allclose(layer(ndl.Tensor(x, device=device)).numpy(), x @ w + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        layer(ndl.Tensor(x, device=device)).numpy(), x @ w + b, rtol=1e-5, atol=1e-5
+    )
     plain = nn.Linear(5, 3, bias=False, device=device)
     assert plain.bias is None and len(plain.parameters()) == 1
     np.testing.assert_allclose(
@@ -218,10 +238,14 @@ def _bn_reference(x, w, b, axes, eps=1e-5):
     return w.reshape(shape) * (x - mean) / np.sqrt(var + eps) + b.reshape(shape)
 
 
-@pytest.mark.parametrize("cls, shape, axes", [
-    (nn.BatchNorm1d, (6, 3), (0,)),
-    (nn.BatchNorm2d, (2, 3, 4, 5), (0, 2, 3)),
-], ids=["1d", "2d"])
+@pytest.mark.parametrize(
+    "cls, shape, axes",
+    [
+        (nn.BatchNorm1d, (6, 3), (0,)),
+        (nn.BatchNorm2d, (2, 3, 4, 5), (0, 2, 3)),
+    ],
+    ids=["1d", "2d"],
+)
 def test_batchnorm_train_eval_and_running_stats(device, cls, shape, axes):
     bn = cls(3, momentum=0.2, device=device)
     w, b = np.random.randn(3).astype(np.float32), np.random.randn(3).astype(np.float32)
@@ -244,14 +268,17 @@ def test_batchnorm_train_eval_and_running_stats(device, cls, shape, axes):
     expected = w.reshape(stat) * (x - running_mean.reshape(stat)) / np.sqrt(
         running_var.reshape(stat) + 1e-5
     ) + b.reshape(stat)
-    np.testing.assert_allclose(bn(ndl.Tensor(x, device=device)).numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        bn(ndl.Tensor(x, device=device)).numpy(), expected, rtol=1e-4, atol=1e-4
+    )
     np.testing.assert_allclose(bn.running_var.numpy(), running_var, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="channels"):
         bn(ndl.Tensor(np.zeros((2, 4) + shape[2:]), device=device))
 
 
-@pytest.mark.parametrize("cls, shape", [(nn.BatchNorm1d, (5, 3)), (nn.BatchNorm2d, (2, 3, 2, 3))],
-                         ids=["1d", "2d"])
+@pytest.mark.parametrize(
+    "cls, shape", [(nn.BatchNorm1d, (5, 3)), (nn.BatchNorm2d, (2, 3, 2, 3))], ids=["1d", "2d"]
+)
 def test_batchnorm_gradients(device, cls, shape):
     dtype = _f64(device)
     bn = cls(3, device=device, dtype=dtype)
@@ -269,7 +296,9 @@ def test_layernorm(device):
     ln = nn.LayerNorm1d(4, device=device)
     x = np.random.randn(3, 4).astype(np.float32) * 3
     expected = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
-    np.testing.assert_allclose(ln(ndl.Tensor(x, device=device)).numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        ln(ndl.Tensor(x, device=device)).numpy(), expected, rtol=1e-4, atol=1e-4
+    )
     dtype = _f64(device)
     ln64 = nn.LayerNorm1d(4, device=device, dtype=dtype)
 
@@ -315,14 +344,22 @@ def test_dropout_statistics_and_edges(device):
 
 def _residual_block(dim, hidden_dim, norm=nn.BatchNorm1d, drop_prob=0.1):
     inner = nn.Sequential(
-        nn.Linear(dim, hidden_dim), norm(hidden_dim), nn.ReLU(), nn.Dropout(drop_prob),
-        nn.Linear(hidden_dim, dim), norm(dim),
+        nn.Linear(dim, hidden_dim),
+        norm(hidden_dim),
+        nn.ReLU(),
+        nn.Dropout(drop_prob),
+        nn.Linear(hidden_dim, dim),
+        norm(dim),
     )
     return nn.Sequential(nn.Residual(inner), nn.ReLU())
 
 
-def _mlp_resnet(dim, hidden_dim=100, num_blocks=3, num_classes=10, norm=nn.BatchNorm1d, drop_prob=0.1):
-    blocks = [_residual_block(hidden_dim, hidden_dim // 2, norm, drop_prob) for _ in range(num_blocks)]
+def _mlp_resnet(
+    dim, hidden_dim=100, num_blocks=3, num_classes=10, norm=nn.BatchNorm1d, drop_prob=0.1
+):
+    blocks = [
+        _residual_block(hidden_dim, hidden_dim // 2, norm, drop_prob) for _ in range(num_blocks)
+    ]
     return nn.Sequential(
         nn.Linear(dim, hidden_dim), nn.ReLU(), *blocks, nn.Linear(hidden_dim, num_classes)
     )

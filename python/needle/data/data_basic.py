@@ -54,8 +54,15 @@ class DataLoader:
     The yielded Tensors do not require gradients.  ``len(loader)`` is the number of batches.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: Optional[int] = 1, shuffle: bool = False,
-                 drop_last: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: Optional[int] = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        device=None,
+        dtype=None,
+    ):
         if batch_size is None or int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size}")
         self.dataset = dataset
@@ -74,9 +81,9 @@ class DataLoader:
     def __iter__(self) -> Iterator:
         n = len(self.dataset)
         order = np.random.permutation(n) if self.shuffle else np.arange(n)
-        self.ordering = [
-            order[i : i + self.batch_size] for i in range(0, n, self.batch_size)
-        ][: len(self)]
+        self.ordering = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)][
+            : len(self)
+        ]
         self._next = 0
         return self
 

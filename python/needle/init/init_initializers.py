@@ -19,7 +19,9 @@ def xavier_normal(fan_in, fan_out, gain=1.0, shape=None, **kwargs):
 
 def _gain(nonlinearity):
     if nonlinearity != "relu":
-        raise ValueError(f"kaiming init: only nonlinearity='relu' is supported, got {nonlinearity!r}")
+        raise ValueError(
+            f"kaiming init: only nonlinearity='relu' is supported, got {nonlinearity!r}"
+        )
     return math.sqrt(2.0)
 
 

@@ -32,7 +32,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         if module.startswith("numpy.core"):
-            module = "numpy._core" + module[len("numpy.core"):]
+            module = "numpy._core" + module[len("numpy.core") :]
         return super().find_class(module, name)
 
 
@@ -73,8 +73,13 @@ class CIFAR10Dataset(Dataset):
     one vectorized slice.  Pixels are kept as bytes and scaled (÷255) when indexed.
     """
 
-    def __init__(self, base_folder: str, train: bool, p: Optional[float] = 0.5,
-                 transforms: Optional[List] = None):
+    def __init__(
+        self,
+        base_folder: str,
+        train: bool,
+        p: Optional[float] = 0.5,
+        transforms: Optional[List] = None,
+    ):
         super().__init__(transforms)
         self.p = p
         files = _TRAIN_FILES if train else _TEST_FILES

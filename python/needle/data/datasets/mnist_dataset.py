@@ -62,8 +62,7 @@ class MNISTDataset(Dataset):
     The constructor draws no random numbers.
     """
 
-    def __init__(self, image_filename: str, label_filename: str,
-                 transforms: Optional[List] = None):
+    def __init__(self, image_filename: str, label_filename: str, transforms: Optional[List] = None):
         super().__init__(transforms)
         images = read_idx(image_filename, ndim=3)
         labels = read_idx(label_filename, ndim=1)
