@@ -15,6 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = [
     "tests/test_smoke.py",
     "tests/test_autograd.py",
+    "tests/test_testing.py",
     "tests/ops/test_ops_mathematic.py",
     "tests/ops/test_ops_movement.py",
     "tests/ops/test_ops_logarithmic.py",
