@@ -67,6 +67,14 @@ def test_children_modules_and_train_eval_through_containers():
     assert model.train(False) is model and not model.table["drop"][0].training
 
 
+def test_reference_cycles_do_not_loop():
+    model = _Custom()
+    model.a.parent = model  # a back reference: walked once, not forever
+    assert len(model.parameters()) == 5 and len(model.modules()) == 6
+    model.eval()
+    assert not model.a.training
+
+
 def test_sequential_modules_attribute_and_method():
     seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Sequential(nn.Tanh()))
     assert isinstance(seq.modules, tuple) and len(seq.modules) == 3

@@ -39,19 +39,22 @@ class Parameter(Tensor):
     """A Tensor that a Module reports from ``parameters()`` (its trainable weights)."""
 
 
-def _walk(value: Any, prefix: str, kinds: tuple, into_modules: bool):
+def _walk(value: Any, prefix: str, kinds: tuple, into_modules: bool, entered=None):
     """Yield (dotted name, object) for objects of ``kinds`` inside ``value``.
 
     Containers (list, tuple, dict) are entered; a Module is entered only when
-    ``into_modules`` (else it is yielded if it is one of ``kinds``, and not entered).
+    ``into_modules`` (else it is yielded if it is one of ``kinds``, and not entered), and
+    only once (a module holding a reference back to its parent does not loop).
     """
     if isinstance(value, kinds):
         yield prefix, value
         if not (into_modules and isinstance(value, Module)):
             return
     if isinstance(value, Module):
-        if not into_modules:
+        entered = set() if entered is None else entered
+        if not into_modules or id(value) in entered:
             return
+        entered.add(id(value))
         items = value.__dict__.items()
     elif isinstance(value, dict):
         items = value.items()
@@ -60,7 +63,8 @@ def _walk(value: Any, prefix: str, kinds: tuple, into_modules: bool):
     else:
         return
     for key, item in items:
-        yield from _walk(item, f"{prefix}.{key}" if prefix else str(key), kinds, into_modules)
+        name = f"{prefix}.{key}" if prefix else str(key)
+        yield from _walk(item, name, kinds, into_modules, entered)
 
 
 def _array_like(value: Any, target: Tensor):
