@@ -171,7 +171,8 @@ class Module:
             shape = tuple(np.shape(value.numpy() if isinstance(value, Tensor) else value))
             if shape != target.shape:
                 raise ValueError(
-                    f"load_state_dict: {name!r} has shape {shape}, the module expects {target.shape}"
+                    f"load_state_dict: {name!r} has shape {shape}, "
+                    f"the module expects {target.shape}"
                 )
             target.cached_data = _array_like(value, target)
         return missing, unexpected
