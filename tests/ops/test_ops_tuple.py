@@ -101,5 +101,12 @@ def test_bad_input_raises(device):
         ndl.stack([a, a], 3)
     with pytest.raises(ValueError, match="split: axis 2"):
         ndl.split(a, 2)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="tuple_get_item: index 2"):
         ndl.ops.TupleGetItem(2)(ndl.split(a, 0), fold_const=False)
+
+
+def test_tensor_tuple_iterates_and_unpacks(device):
+    parts = ndl.split(tensor(np.arange(6.0).reshape(3, 2), device), 0)
+    first, second, third = parts  # iteration stops at the IndexError of index 3
+    np.testing.assert_array_equal(third.numpy(), [4.0, 5.0])
+    assert [p.shape for p in parts] == [(2,), (2,), (2,)]

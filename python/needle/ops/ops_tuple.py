@@ -33,6 +33,10 @@ class TupleGetItem(TensorOp):
         self.index = index
 
     def __call__(self, a, fold_const=True):
+        n = len(a)
+        if not -n <= self.index < n:
+            # Checked before any node exists: iterating a TensorTuple ends on this IndexError.
+            raise IndexError(f"tuple_get_item: index {self.index} out of range for {n} tensors")
         if fold_const and isinstance(a.op, MakeTensorTuple):
             # Indexing a freshly made tuple needs no node: hand back the original tensor.
             return a.inputs[self.index]
