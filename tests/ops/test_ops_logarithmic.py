@@ -28,6 +28,15 @@ def test_logsumexp(shape, axes, device):
              device=device)
 
 
+@pytest.mark.parametrize("axes", [None, 0, (0, 2)], ids=str)
+def test_logsumexp_keepdims(axes, device):
+    def ref(a):
+        return np.log(np.exp(a).sum(axis=axes, keepdims=True))
+
+    check_op(lambda a: ndl.logsumexp(a, axes, keepdims=True), ref, np.random.randn(2, 3, 4),
+             device=device)
+
+
 def test_logsumexp_matches_naive_formula(device):
     x = np.random.randn(3, 4)
     check_op(lambda a: ndl.logsumexp(a, (1,)), lambda a: np.log(np.exp(a).sum(axis=1)), x,

@@ -27,17 +27,21 @@ def _stable_logsumexp(a, axes):
 
 
 class LogSumExp(TensorOp):
-    """log(sum(exp(a))) over ``axes`` (None: all; an int; or a tuple), reduced axes removed.
+    """log(sum(exp(a))) over ``axes`` (None: all; an int; or a tuple).
 
-    Shape: ``a.shape`` without ``axes`` (a 0-d tensor for ``axes=None``).
+    Shape: ``a.shape`` without ``axes`` (a 0-d tensor for ``axes=None``), or with them kept as
+    size 1 when ``keepdims``.
     """
 
-    def __init__(self, axes=None):
+    def __init__(self, axes=None, keepdims=False):
         self.axes = axes
+        self.keepdims = keepdims
 
     def compute(self, a):
         axes = _normalize_axes(self.axes, a.ndim, "logsumexp")
         out = _stable_logsumexp(a, axes)
+        if self.keepdims:
+            return out
         return _as_array(out.reshape(tuple(d for i, d in enumerate(a.shape) if i not in axes)))
 
     def gradient(self, out_grad, node):
@@ -49,9 +53,9 @@ class LogSumExp(TensorOp):
         return broadcast_to(reshape(out_grad, kept), shape) * softmax
 
 
-def logsumexp(a, axes=None):
+def logsumexp(a, axes=None, keepdims=False):
     """Numerically stable log(sum(exp(a), axes))."""
-    return LogSumExp(axes)(a)
+    return LogSumExp(axes, keepdims)(a)
 
 
 class LogSoftmax(TensorOp):
