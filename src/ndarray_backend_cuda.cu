@@ -155,7 +155,7 @@ py::object to_numpy(const CudaArray& a, const std::vector<int64_t>& shape,
       CUDA_CHECK(cudaMemcpy(host, a.data<T>() + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
     } else {
       Workspace<T> tmp(n);
-      launch_compact<T>(a.data<T>(), tmp.get(), n, layout);
+      launch_compact<T>(a.data<T>(), tmp.get(), n, layout, a.size);
       py::gil_scoped_release release;
       CUDA_CHECK(cudaMemcpy(host, tmp.get(), n * sizeof(T), cudaMemcpyDeviceToHost));
     }
@@ -193,7 +193,7 @@ void compact(const CudaArray& a, CudaArray& out, const std::vector<int64_t>& sha
   check_out_size("compact", out, n);
   dispatch(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch_compact<T>(a.data<T>(), out.data<T>(), n, make_layout(shape, strides, offset));
+    launch_compact<T>(a.data<T>(), out.data<T>(), n, make_layout(shape, strides, offset), a.size);
   });
 }
 
@@ -204,7 +204,8 @@ void ewise_setitem(const CudaArray& a, CudaArray& out, const std::vector<int64_t
   check_at_least("ewise_setitem", "a", a, n);
   dispatch(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch_setitem<T>(a.data<T>(), out.data<T>(), n, make_layout(shape, strides, offset));
+    launch_setitem<T>(a.data<T>(), out.data<T>(), n, make_layout(shape, strides, offset),
+                      out.size);
   });
 }
 
@@ -218,7 +219,7 @@ void scalar_setitem(int64_t size, double val, CudaArray& out, const std::vector<
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_scalar_setitem<T>(static_cast<T>(val), out.data<T>(), n,
-                             make_layout(shape, strides, offset));
+                             make_layout(shape, strides, offset), out.size);
   });
 }
 
@@ -344,24 +345,40 @@ void matmul_tiled(const CudaArray& a, const CudaArray& b, CudaArray& out, int64_
 }
 
 // ---- convolution and pooling ----------------------------------------------------------------
+constexpr int64_t kMaxGeomValue = int64_t(1) << 31;
+
+// Each geometry field within [lo, 2^31]: sizes >= 0; kernel sizes, strides, dilations and
+// groups >= 1; (conv) pads may be negative.
+void check_geometry(const char* fn, const std::vector<int64_t>& v, const char* const* names,
+                    const std::vector<int64_t>& lows) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] < lows[i] || v[i] > kMaxGeomValue) {
+      throw std::invalid_argument(std::string(fn) + ": " + names[i] + "=" + std::to_string(v[i]) +
+                                  " out of range [" + std::to_string(lows[i]) + ", 2^31]");
+    }
+  }
+}
+
 ConvGeom parse_conv(const char* fn, const std::vector<int64_t>& v) {
   if (v.size() != 25) {
     throw std::invalid_argument(std::string(fn) + ": conv geometry needs 25 ints, got " +
                                 std::to_string(v.size()));
   }
+  static const char* names[25] = {"N",  "Di", "Hi", "Wi", "Cin", "KD", "KH", "KW", "Cout",
+                                  "Do", "Ho", "Wo", "sd", "sh",  "sw", "pd", "ph", "pw",
+                                  "dd", "dh", "dw", "idd", "idh", "idw", "groups"};
+  std::vector<int64_t> lows(25, 0);
+  for (int i = 5; i < 8; ++i) lows[i] = 1;
+  for (int i = 12; i < 25; ++i) lows[i] = 1;
+  for (int i = 15; i < 18; ++i) lows[i] = -kMaxGeomValue;
+  check_geometry(fn, v, names, lows);
   ConvGeom g{v[0],  v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8],
              v[9],  v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
              v[18], v[19], v[20], v[21], v[22], v[23], v[24]};
-  for (int i = 0; i < 12; ++i) check_nonneg(fn, "geometry size", v[i]);
-  for (int i : {12, 13, 14, 18, 19, 20, 21, 22, 23, 24}) {
-    if (v[i] < 1) {
-      throw std::invalid_argument(std::string(fn) + ": stride, dilation, input dilation and groups must be >= 1, got geometry " + shape_str(v));
-    }
-  }
   if (g.C % g.G != 0 || g.Co % g.G != 0) {
     throw std::invalid_argument(std::string(fn) + ": groups=" + std::to_string(g.G) +
-                                " must divide C_in=" + std::to_string(g.C) +
-                                " and C_out=" + std::to_string(g.Co));
+                                " must divide Cin=" + std::to_string(g.C) +
+                                " and Cout=" + std::to_string(g.Co));
   }
   return g;
 }
@@ -411,10 +428,11 @@ PoolGeom parse_pool(const char* fn, const std::vector<int64_t>& v) {
     throw std::invalid_argument(std::string(fn) + ": pool geometry needs 17 ints, got " +
                                 std::to_string(v.size()));
   }
-  for (int i = 0; i < 11; ++i) check_nonneg(fn, "geometry size", v[i]);
-  for (int i : {11, 12, 13}) {
-    if (v[i] < 1) throw std::invalid_argument(std::string(fn) + ": strides must be >= 1, got geometry " + shape_str(v));
-  }
+  static const char* names[17] = {"N",  "Di", "Hi", "Wi", "C",  "KD", "KH", "KW", "Do",
+                                  "Ho", "Wo", "sd", "sh", "sw", "pd", "ph", "pw"};
+  std::vector<int64_t> lows(17, 0);
+  for (int i : {5, 6, 7, 11, 12, 13}) lows[i] = 1;
+  check_geometry(fn, v, names, lows);
   return PoolGeom{v[0], v[1], v[2],  v[3],  v[4],  v[5],  v[6],  v[7], v[8],
                   v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
 }

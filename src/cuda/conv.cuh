@@ -13,8 +13,8 @@
 // a plain row-major matrix; nb is the largest batch block whose cols fit in
 // workspace_limit() (at least one sample), so the extra memory of a call is
 // max(workspace_limit(), one sample's cols). 1x1 convolutions with unit stride and no padding
-// read the input directly (no workspace). Depthwise forward (one input channel per group)
-// runs a direct kernel instead of GEMMs of width 1.
+// read the input directly (no workspace). Depthwise convolutions (one input channel per
+// group) run direct kernels instead of GEMMs of width 1.
 #pragma once
 
 #include <cstdint>
@@ -29,10 +29,21 @@
 namespace needle {
 namespace cuda {
 
-struct ConvGeom {
-  int64_t N, D, H, W, C, KD, KH, KW, Co, OD, OH, OW;
-  int64_t sd, sh, sw, pd, ph, pw, dd, dh, dw, idd, idh, idw, G;
+template <class I>
+struct ConvGeomT {
+  I N, D, H, W, C, KD, KH, KW, Co, OD, OH, OW;
+  I sd, sh, sw, pd, ph, pw, dd, dh, dw, idd, idh, idw, G;
+
+  // The same geometry in a narrower index type (int when every index fits: 64-bit
+  // division, used heavily by these kernels, is several times slower than 32-bit).
+  template <class J>
+  ConvGeomT<J> as() const {
+    return {J(N),  J(D),  J(H),  J(W),  J(C),  J(KD), J(KH), J(KW), J(Co),
+            J(OD), J(OH), J(OW), J(sd), J(sh), J(sw), J(pd), J(ph), J(pw),
+            J(dd), J(dh), J(dw), J(idd), J(idh), J(idw), J(G)};
+  }
 };
+using ConvGeom = ConvGeomT<int64_t>;
 
 // Upper bound on the im2col workspace of one call (256 MiB by default; settable from
 // Python with conv_workspace_bytes(), which the tests use to force batch blocking).
@@ -43,32 +54,33 @@ inline int64_t& workspace_limit() {
 
 // Position q (in the input-dilated, padded frame) -> input index, or -1 when it is padding
 // or a hole between dilated input elements.
-__device__ __forceinline__ int64_t dilated_index(int64_t q, int64_t idil, int64_t size) {
-  if (q < 0 || q % idil != 0) return -1;
-  q /= idil;
-  return q < size ? q : -1;
+template <class I>
+__device__ __forceinline__ I dilated_index(I q, I idil, I size) {
+  if (idil != 1) {
+    if (q < 0 || q % idil != 0) return -1;
+    q /= idil;
+  }
+  return (q >= 0 && q < size) ? q : -1;
 }
 
 // cols[g][r][kd][kh][kw][c] for samples n0 .. n0 + nb - 1 (r counts from sample n0).
-template <class T>
-__global__ void im2col_kernel(const T* x, T* cols, ConvGeom g, int64_t n0, int64_t nb) {
-  const int64_t Cg = g.C / g.G;
-  const int64_t total = g.G * nb * g.OD * g.OH * g.OW * g.KD * g.KH * g.KW * Cg;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
-       e += int64_t(blockDim.x) * gridDim.x) {
-    int64_t t = e;
-    const int64_t c = t % Cg; t /= Cg;
-    const int64_t kw = t % g.KW; t /= g.KW;
-    const int64_t kh = t % g.KH; t /= g.KH;
-    const int64_t kd = t % g.KD; t /= g.KD;
-    const int64_t ow = t % g.OW; t /= g.OW;
-    const int64_t oh = t % g.OH; t /= g.OH;
-    const int64_t od = t % g.OD; t /= g.OD;
-    const int64_t n = t % nb + n0;
-    const int64_t grp = t / nb;
-    const int64_t id = dilated_index(od * g.sd + kd * g.dd - g.pd, g.idd, g.D);
-    const int64_t ih = dilated_index(oh * g.sh + kh * g.dh - g.ph, g.idh, g.H);
-    const int64_t iw = dilated_index(ow * g.sw + kw * g.dw - g.pw, g.idw, g.W);
+template <class T, class I>
+__global__ void im2col_kernel(const T* x, T* cols, ConvGeomT<I> g, I n0, I nb, I total) {
+  const I Cg = g.C / g.G;
+  for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < total; e += I(blockDim.x) * gridDim.x) {
+    I t = e;
+    const I c = t % Cg; t /= Cg;
+    const I kw = t % g.KW; t /= g.KW;
+    const I kh = t % g.KH; t /= g.KH;
+    const I kd = t % g.KD; t /= g.KD;
+    const I ow = t % g.OW; t /= g.OW;
+    const I oh = t % g.OH; t /= g.OH;
+    const I od = t % g.OD; t /= g.OD;
+    const I n = t % nb + n0;
+    const I grp = t / nb;
+    const I id = dilated_index<I>(od * g.sd + kd * g.dd - g.pd, g.idd, g.D);
+    const I ih = dilated_index<I>(oh * g.sh + kh * g.dh - g.ph, g.idh, g.H);
+    const I iw = dilated_index<I>(ow * g.sw + kw * g.dw - g.pw, g.idw, g.W);
     T v = T(0);
     if (id >= 0 && ih >= 0 && iw >= 0) {
       v = x[(((n * g.D + id) * g.H + ih) * g.W + iw) * g.C + grp * Cg + c];
@@ -78,28 +90,27 @@ __global__ void im2col_kernel(const T* x, T* cols, ConvGeom g, int64_t n0, int64
 }
 
 // Depthwise forward (C / G == 1): one thread per output element.
-template <class T>
-__global__ void depthwise_forward_kernel(const T* x, const T* w, T* out, ConvGeom g) {
-  const int64_t cog = g.Co / g.G;
-  const int64_t total = g.N * g.OD * g.OH * g.OW * g.Co;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
-       e += int64_t(blockDim.x) * gridDim.x) {
-    int64_t t = e;
-    const int64_t co = t % g.Co; t /= g.Co;
-    const int64_t ow = t % g.OW; t /= g.OW;
-    const int64_t oh = t % g.OH; t /= g.OH;
-    const int64_t od = t % g.OD;
-    const int64_t n = t / g.OD;
-    const int64_t ci = co / cog;  // the group's only input channel
+template <class T, class I>
+__global__ void depthwise_forward_kernel(const T* x, const T* w, T* out, ConvGeomT<I> g,
+                                         I total) {
+  const I cog = g.Co / g.G;
+  for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < total; e += I(blockDim.x) * gridDim.x) {
+    I t = e;
+    const I co = t % g.Co; t /= g.Co;
+    const I ow = t % g.OW; t /= g.OW;
+    const I oh = t % g.OH; t /= g.OH;
+    const I od = t % g.OD;
+    const I n = t / g.OD;
+    const I ci = co / cog;  // the group's only input channel
     T acc = T(0);
-    for (int64_t kd = 0; kd < g.KD; ++kd) {
-      const int64_t id = dilated_index(od * g.sd + kd * g.dd - g.pd, g.idd, g.D);
+    for (I kd = 0; kd < g.KD; ++kd) {
+      const I id = dilated_index<I>(od * g.sd + kd * g.dd - g.pd, g.idd, g.D);
       if (id < 0) continue;
-      for (int64_t kh = 0; kh < g.KH; ++kh) {
-        const int64_t ih = dilated_index(oh * g.sh + kh * g.dh - g.ph, g.idh, g.H);
+      for (I kh = 0; kh < g.KH; ++kh) {
+        const I ih = dilated_index<I>(oh * g.sh + kh * g.dh - g.ph, g.idh, g.H);
         if (ih < 0) continue;
-        for (int64_t kw = 0; kw < g.KW; ++kw) {
-          const int64_t iw = dilated_index(ow * g.sw + kw * g.dw - g.pw, g.idw, g.W);
+        for (I kw = 0; kw < g.KW; ++kw) {
+          const I iw = dilated_index<I>(ow * g.sw + kw * g.dw - g.pw, g.idw, g.W);
           if (iw < 0) continue;
           acc += x[(((n * g.D + id) * g.H + ih) * g.W + iw) * g.C + ci] *
                  w[((kd * g.KH + kh) * g.KW + kw) * g.Co + co];
@@ -108,6 +119,43 @@ __global__ void depthwise_forward_kernel(const T* x, const T* w, T* out, ConvGeo
     }
     out[e] = acc;
   }
+}
+
+// Depthwise weight gradient: block (tap, block of output rows); each thread owns output
+// channels co (consecutive across the warp, so gy reads coalesce), sums its rows, and adds
+// the partial sum into dw[tap, co] (zeroed before).
+template <class T, class I>
+__global__ void depthwise_backward_weight_kernel(const T* x, const T* gy, T* dw, ConvGeomT<I> g,
+                                                 I rows, I rows_per_block) {
+  const I cog = g.Co / g.G;
+  const I tap = blockIdx.x;
+  const I kw = tap % g.KW, kh = (tap / g.KW) % g.KH, kd = tap / (g.KW * g.KH);
+  const I r0 = I(blockIdx.y) * rows_per_block;
+  const I r1 = min(rows, r0 + rows_per_block);
+  for (I co = threadIdx.x; co < g.Co; co += blockDim.x) {
+    const I ci = co / cog;
+    T acc = T(0);
+    for (I r = r0; r < r1; ++r) {
+      I t = r;
+      const I ow = t % g.OW; t /= g.OW;
+      const I oh = t % g.OH; t /= g.OH;
+      const I od = t % g.OD;
+      const I n = t / g.OD;
+      const I id = dilated_index<I>(od * g.sd + kd * g.dd - g.pd, g.idd, g.D);
+      const I ih = dilated_index<I>(oh * g.sh + kh * g.dh - g.ph, g.idh, g.H);
+      const I iw = dilated_index<I>(ow * g.sw + kw * g.dw - g.pw, g.idw, g.W);
+      if (id < 0 || ih < 0 || iw < 0) continue;
+      acc += x[(((n * g.D + id) * g.H + ih) * g.W + iw) * g.C + ci] * gy[r * g.Co + co];
+    }
+    atomicAdd(dw + tap * g.Co + co, acc);
+  }
+}
+
+// True when every index of the call (input, output, workspace, weight) fits in int.
+inline bool conv_fits_int(const ConvGeom& g, int64_t workspace_elems) {
+  const int64_t lim = std::numeric_limits<int>::max() / 2;
+  return g.N * g.D * g.H * g.W * g.C < lim && g.N * g.OD * g.OH * g.OW * g.Co < lim &&
+         workspace_elems < lim && g.KD * g.KH * g.KW * g.C * g.Co < lim;
 }
 
 inline bool conv_is_pointwise(const ConvGeom& g) {
@@ -135,8 +183,50 @@ template <class T>
 void launch_im2col(const T* x, T* cols, const ConvGeom& g, int64_t n0, int64_t nb) {
   const int64_t total = nb * g.OD * g.OH * g.OW * g.KD * g.KH * g.KW * g.C;
   if (total <= 0) return;
-  im2col_kernel<T><<<grid_for(total), kThreads>>>(x, cols, g, n0, nb);
+  if (conv_fits_int(g, total)) {
+    im2col_kernel<T, int><<<grid_for(total), kThreads>>>(x, cols, g.as<int>(), int(n0), int(nb),
+                                                         int(total));
+  } else {
+    im2col_kernel<T, int64_t><<<grid_for(total), kThreads>>>(x, cols, g, n0, nb, total);
+  }
   check_launch("im2col_kernel");
+}
+
+template <class T>
+void launch_depthwise_forward(const T* x, const T* w, T* out, const ConvGeom& g) {
+  const int64_t total = g.N * g.OD * g.OH * g.OW * g.Co;
+  if (conv_fits_int(g, 0)) {
+    depthwise_forward_kernel<T, int><<<grid_for(total), kThreads>>>(x, w, out, g.as<int>(),
+                                                                    int(total));
+  } else {
+    depthwise_forward_kernel<T, int64_t><<<grid_for(total), kThreads>>>(x, w, out, g, total);
+  }
+  check_launch("depthwise_forward_kernel");
+}
+
+template <class T>
+void launch_depthwise_backward_weight(const T* x, const T* gy, T* dw, const ConvGeom& g) {
+  const int64_t rows = g.N * g.OD * g.OH * g.OW;
+  const int64_t taps = g.KD * g.KH * g.KW;
+  // enough (tap, row block) pairs for ~8 blocks per SM, at least 64 rows per block
+  const int64_t want_blocks = int64_t(sm_count()) * 8;
+  const int64_t row_blocks_wanted = std::max<int64_t>(1, ceil_div<int64_t>(want_blocks, taps));
+  const int64_t rows_per_block =
+      std::max<int64_t>(64, ceil_div<int64_t>(rows, row_blocks_wanted));
+  const int64_t row_blocks = ceil_div<int64_t>(rows, rows_per_block);
+  if (taps > 2147483647 || row_blocks > 65535) {
+    throw std::invalid_argument("conv: depthwise weight gradient grid too large");
+  }
+  const int threads = static_cast<int>(std::min<int64_t>(kThreads, ceil_div<int64_t>(g.Co, 32) * 32));
+  dim3 grid(static_cast<unsigned>(taps), static_cast<unsigned>(row_blocks));
+  if (conv_fits_int(g, 0)) {
+    depthwise_backward_weight_kernel<T, int><<<grid, threads>>>(x, gy, dw, g.as<int>(), int(rows),
+                                                                int(rows_per_block));
+  } else {
+    depthwise_backward_weight_kernel<T, int64_t><<<grid, threads>>>(x, gy, dw, g, rows,
+                                                                    rows_per_block);
+  }
+  check_launch("depthwise_backward_weight_kernel");
 }
 
 template <class T>
@@ -147,8 +237,7 @@ void conv_forward(const T* x, const T* w, T* out, const ConvGeom& g) {
   const int64_t out_size = g.N * rows_per_sample * g.Co;
   if (out_size <= 0) return;
   if (Cg == 1) {
-    depthwise_forward_kernel<T><<<grid_for(out_size), kThreads>>>(x, w, out, g);
-    check_launch("depthwise_forward_kernel");
+    launch_depthwise_forward<T>(x, w, out, g);
     return;
   }
   GemmParams<T> p{};
@@ -189,6 +278,10 @@ void conv_backward_weight(const T* x, const T* gy, T* dw, const ConvGeom& g) {
   const int64_t Kc = Kvol * Cg;
   launch_fill<T>(dw, T(0), Kc * g.Co);
   if (g.N * rows_per_sample <= 0 || Kc * g.Co <= 0) return;
+  if (Cg == 1) {
+    launch_depthwise_backward_weight<T>(x, gy, dw, g);
+    return;
+  }
   GemmParams<T> p{};
   p.M = to_int(Kc, "kernel volume * C_in / groups");
   p.N = to_int(Cog, "C_out / groups");

@@ -36,13 +36,30 @@ struct GemmParams {
   int splits;         // number of K splits (grid z = batch * splits)
 };
 
+// Four consecutive values from 16-byte aligned shared memory in one or two vector loads.
+__device__ __forceinline__ void load4(float* dst, const float* src) {
+  const float4 v = *reinterpret_cast<const float4*>(src);
+  dst[0] = v.x, dst[1] = v.y, dst[2] = v.z, dst[3] = v.w;
+}
+__device__ __forceinline__ void load4(double* dst, const double* src) {
+  const double2 a = *reinterpret_cast<const double2*>(src);
+  const double2 b = *reinterpret_cast<const double2*>(src + 2);
+  dst[0] = a.x, dst[1] = a.y, dst[2] = b.x, dst[3] = b.y;
+}
+
+// Thread (tr, tc) owns rows p * 4 * RM + 4 * tr + {0..3} (p < TM / 4) and columns
+// q * 4 * RN + 4 * tc + {0..3} (q < TN / 4): each group of four is one vector load from
+// shared memory, and the groups of neighbouring threads are adjacent (no bank conflicts).
+// Global -> shared staging goes through registers: the next slice's loads are issued before
+// the current slice's FMAs, into the other of two shared-memory buffers.
 template <class T, int BM, int BN, int BK, int TM, int TN, bool TRANS_A, bool ATOMIC>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN))
     gemm_kernel(GemmParams<T> p, int64_t batch_base) {
   constexpr int NT = (BM / TM) * (BN / TN);
   constexpr int RM = BM / TM, RN = BN / TN;  // thread grid of the block
-  __shared__ T As[BK][BM + 4];
-  __shared__ T Bs[BK][BN];
+  constexpr int LA = BM * BK / NT, LB = BN * BK / NT;  // staged loads per thread
+  __shared__ __align__(16) T As[2][BK][BM + 4];
+  __shared__ __align__(16) T Bs[2][BK][BN];
 
   const int64_t batch = batch_base + blockIdx.z / p.splits;
   const int split = blockIdx.z % p.splits;
@@ -55,15 +72,11 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
   const int tid = threadIdx.x;
   const int tr = tid / RN, tc = tid % RN;
 
-  T acc[TM][TN];
+  T ra_stage[LA], rb_stage[LB];
+  // global -> registers for the slice starting at k0 (zeros outside the matrices)
+  auto load_slice = [&](int k0) {
 #pragma unroll
-  for (int i = 0; i < TM; ++i)
-#pragma unroll
-    for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
-
-  for (int k0 = k_begin; k0 < k_end; k0 += BK) {
-#pragma unroll
-    for (int r = 0; r < BM * BK / NT; ++r) {
+    for (int r = 0; r < LA; ++r) {
       const int e = tid + r * NT;
       // consecutive threads walk the contiguous axis of A in memory
       const int i = TRANS_A ? e % BM : e / BK;
@@ -73,38 +86,70 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
       if (gi < p.M && gk < k_end) {
         v = TRANS_A ? A[int64_t(gk) * p.lda + gi] : A[int64_t(gi) * p.lda + gk];
       }
-      As[k][i] = v;
+      ra_stage[r] = v;
     }
 #pragma unroll
-    for (int r = 0; r < BN * BK / NT; ++r) {
+    for (int r = 0; r < LB; ++r) {
       const int e = tid + r * NT;
       const int k = e / BN, j = e % BN;
       const int gk = k0 + k, gj = col0 + j;
-      Bs[k][j] = (gk < k_end && gj < p.N) ? B[int64_t(gk) * p.ldb + gj] : T(0);
+      rb_stage[r] = (gk < k_end && gj < p.N) ? B[int64_t(gk) * p.ldb + gj] : T(0);
     }
-    __syncthreads();
+  };
+  auto store_slice = [&](int buf) {
+#pragma unroll
+    for (int r = 0; r < LA; ++r) {
+      const int e = tid + r * NT;
+      const int i = TRANS_A ? e % BM : e / BK;
+      const int k = TRANS_A ? e / BM : e % BK;
+      As[buf][k][i] = ra_stage[r];
+    }
+#pragma unroll
+    for (int r = 0; r < LB; ++r) {
+      const int e = tid + r * NT;
+      Bs[buf][e / BN][e % BN] = rb_stage[r];
+    }
+  };
+
+  T acc[TM][TN];
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
+
+  int buf = 0;
+  if (k_begin < k_end) {
+    load_slice(k_begin);
+    store_slice(0);
+  }
+  __syncthreads();
+  for (int k0 = k_begin; k0 < k_end; k0 += BK) {
+    const bool has_next = k0 + BK < k_end;
+    if (has_next) load_slice(k0 + BK);
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
       T ra[TM], rb[TN];
 #pragma unroll
-      for (int i = 0; i < TM; ++i) ra[i] = As[kk][tr + i * RM];
+      for (int q = 0; q < TM / 4; ++q) load4(ra + 4 * q, &As[buf][kk][q * 4 * RM + 4 * tr]);
 #pragma unroll
-      for (int j = 0; j < TN; ++j) rb[j] = Bs[kk][tc + j * RN];
+      for (int q = 0; q < TN / 4; ++q) load4(rb + 4 * q, &Bs[buf][kk][q * 4 * RN + 4 * tc]);
 #pragma unroll
       for (int i = 0; i < TM; ++i)
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] += ra[i] * rb[j];
     }
+    if (has_next) store_slice(buf ^ 1);
     __syncthreads();
+    buf ^= 1;
   }
 
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
-    const int gi = row0 + tr + i * RM;
+    const int gi = row0 + (i / 4) * 4 * RM + 4 * tr + i % 4;
     if (gi >= p.M) continue;
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
-      const int gj = col0 + tc + j * RN;
+      const int gj = col0 + (j / 4) * 4 * RN + 4 * tc + j % 4;
       if (gj >= p.N) continue;
       T* dst = C + int64_t(gi) * p.ldc + gj;
       if (ATOMIC) {
@@ -117,30 +162,33 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 }
 
 // Tile configurations, chosen in one place. The large float tile (128 x 128, 8 x 8 per
-// thread, 256 threads) gives 64 FMAs per 16 shared-memory loads; the small one serves
-// problems whose large-tile grid would leave SMs idle; double uses 64 x 64 (half the
-// registers per value).
-template <class T>
-struct GemmConfigLarge;
-template <>
-struct GemmConfigLarge<float> {
-  static constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
-};
-template <>
-struct GemmConfigLarge<double> {
-  static constexpr int BM = 64, BN = 64, BK = 8, TM = 4, TN = 4;
+// thread, 256 threads) gives 64 FMAs per 4 vector loads from shared memory; the small one
+// serves problems whose large-tile grid would leave SMs idle; the narrow ones serve the
+// convolution GEMMs whose N (output channels per group) is 64 or less, where a 128-wide
+// tile would mostly multiply zeros. Double uses 64 x 64 (twice the registers per value).
+template <int BM_, int BN_, int BK_, int TM_, int TN_>
+struct GemmTile {
+  static constexpr int BM = BM_, BN = BN_, BK = BK_, TM = TM_, TN = TN_;
 };
 template <class T>
-struct GemmConfigSmall {
-  static constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4;
-};
+struct GemmConfigLarge : GemmTile<128, 128, 8, 8, 8> {};
+template <>
+struct GemmConfigLarge<double> : GemmTile<64, 64, 8, 4, 4> {};
+template <class T>
+struct GemmConfigSmall : GemmTile<64, 64, 16, 4, 4> {};
+using GemmConfigN64 = GemmTile<128, 64, 8, 8, 4>;
+using GemmConfigN32 = GemmTile<256, 32, 8, 8, 4>;
+using GemmConfigN16 = GemmTile<256, 16, 8, 8, 4>;
 
 template <class T, class Cfg, bool TRANS_A, bool ATOMIC>
 void launch_gemm_kernel(GemmParams<T> p, int64_t batch) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, TM = Cfg::TM, TN = Cfg::TN;
   constexpr int NT = (BM / TM) * (BN / TN);
   static_assert(BM % TM == 0 && BN % TN == 0, "the thread tile must divide the block tile");
+  static_assert(TM % 4 == 0 && TN % 4 == 0 && BM % 4 == 0 && BN % 4 == 0,
+                "thread tiles are read from shared memory four at a time");
   static_assert(NT % 32 == 0 && NT <= 1024, "whole warps, at most 1024 threads");
+  static_assert(2 * BK * ((BM + 4) + BN) * sizeof(T) <= 48 * 1024, "static shared memory limit");
   static_assert((BM * BK) % NT == 0 && (BN * BK) % NT == 0,
                 "every thread loads the same number of tile elements");
   const int64_t gx = ceil_div<int64_t>(p.M, BM), gy = ceil_div<int64_t>(p.N, BN);
@@ -182,6 +230,15 @@ void gemm_with_config(GemmParams<T> p, int64_t batch, bool accumulate, bool c_de
   }
 }
 
+template <class T, class Cfg>
+void gemm_config(GemmParams<T> p, int64_t batch, bool trans_a, bool accumulate, bool c_dense) {
+  if (trans_a) {
+    gemm_with_config<T, Cfg, true>(p, batch, accumulate, c_dense);
+  } else {
+    gemm_with_config<T, Cfg, false>(p, batch, accumulate, c_dense);
+  }
+}
+
 // C = op(A) @ B (+ C when accumulate) for `batch` problems. M, N, K must fit in int.
 template <class T>
 void gemm(GemmParams<T> p, int64_t batch, bool trans_a, bool accumulate) {
@@ -191,19 +248,16 @@ void gemm(GemmParams<T> p, int64_t batch, bool trans_a, bool accumulate) {
   using Large = GemmConfigLarge<T>;
   const int64_t large_tiles =
       ceil_div<int64_t>(p.M, Large::BM) * ceil_div<int64_t>(p.N, Large::BN) * batch;
-  const bool small = large_tiles < int64_t(sm_count());
-  if (small) {
-    if (trans_a) {
-      gemm_with_config<T, GemmConfigSmall<T>, true>(p, batch, accumulate, c_dense);
-    } else {
-      gemm_with_config<T, GemmConfigSmall<T>, false>(p, batch, accumulate, c_dense);
-    }
+  if (p.N <= 16) {
+    gemm_config<T, GemmConfigN16>(p, batch, trans_a, accumulate, c_dense);
+  } else if (p.N <= 32) {
+    gemm_config<T, GemmConfigN32>(p, batch, trans_a, accumulate, c_dense);
+  } else if (p.N <= 64 && p.M >= 4096) {
+    gemm_config<T, GemmConfigN64>(p, batch, trans_a, accumulate, c_dense);
+  } else if (large_tiles < int64_t(sm_count())) {
+    gemm_config<T, GemmConfigSmall<T>>(p, batch, trans_a, accumulate, c_dense);
   } else {
-    if (trans_a) {
-      gemm_with_config<T, Large, true>(p, batch, accumulate, c_dense);
-    } else {
-      gemm_with_config<T, Large, false>(p, batch, accumulate, c_dense);
-    }
+    gemm_config<T, Large>(p, batch, trans_a, accumulate, c_dense);
   }
 }
 

@@ -4,6 +4,7 @@
 // size-1 axes, so most views reach the kernel as 1-3 axes; index math is int64 throughout.
 #pragma once
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -52,68 +53,92 @@ inline StridedLayout make_layout(const std::vector<int64_t>& shape,
   return layout;
 }
 
+// The layout in index type I (int when the view and its buffer fit: 64-bit division, done
+// once per axis per element here, is several times slower than 32-bit).
+template <class I>
+struct LayoutT {
+  int ndim;
+  I offset;
+  I shape[kMaxDims];
+  I strides[kMaxDims];
+};
+
+template <class I>
+inline LayoutT<I> narrow(const StridedLayout& L) {
+  LayoutT<I> out{};
+  out.ndim = L.ndim;
+  out.offset = static_cast<I>(L.offset);
+  for (int d = 0; d < L.ndim; ++d) {
+    out.shape[d] = static_cast<I>(L.shape[d]);
+    out.strides[d] = static_cast<I>(L.strides[d]);
+  }
+  return out;
+}
+
 // Buffer index of the i-th element (row-major order) of the view.
-__device__ __forceinline__ int64_t strided_index(const StridedLayout& L, int64_t i) {
-  int64_t idx = L.offset;
+template <class I>
+__device__ __forceinline__ I strided_index(const LayoutT<I>& L, I i) {
+  I idx = L.offset;
   for (int d = L.ndim - 1; d >= 0; --d) {
-    int64_t q = i / L.shape[d];
+    const I q = i / L.shape[d];
     idx += (i - q * L.shape[d]) * L.strides[d];
     i = q;
   }
   return idx;
 }
 
-template <class T>
-__global__ void compact_kernel(const T* a, T* out, int64_t n, StridedLayout L) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(blockDim.x) * gridDim.x) {
-    out[i] = a[strided_index(L, i)];
+// MODE 0: out[i] = a[view(i)] (compact); 1: out[view(i)] = a[i] (setitem);
+// 2: out[view(i)] = val (scalar setitem).
+template <class T, class I, int MODE>
+__global__ void strided_kernel(const T* a, T val, T* out, I n, LayoutT<I> L) {
+  for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n; i += I(blockDim.x) * gridDim.x) {
+    if (MODE == 0) {
+      out[i] = a[strided_index(L, i)];
+    } else if (MODE == 1) {
+      out[strided_index(L, i)] = a[i];
+    } else {
+      out[strided_index(L, i)] = val;
+    }
   }
 }
 
-template <class T>
-__global__ void setitem_kernel(const T* a, T* out, int64_t n, StridedLayout L) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(blockDim.x) * gridDim.x) {
-    out[strided_index(L, i)] = a[i];
+// `buffer_size`: elements of the strided buffer (bounds every index of the view).
+template <class T, int MODE>
+void launch_strided(const T* a, T val, T* out, int64_t n, const StridedLayout& L,
+                    int64_t buffer_size) {
+  if (n <= 0) return;
+  const int64_t lim = std::numeric_limits<int>::max() / 2;
+  if (n < lim && buffer_size < lim) {
+    strided_kernel<T, int, MODE><<<grid_for(n), kThreads>>>(a, val, out, int(n), narrow<int>(L));
+  } else {
+    strided_kernel<T, int64_t, MODE><<<grid_for(n), kThreads>>>(a, val, out, n, narrow<int64_t>(L));
   }
+  check_launch("strided_kernel");
 }
 
 template <class T>
-__global__ void scalar_setitem_kernel(T val, T* out, int64_t n, StridedLayout L) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(blockDim.x) * gridDim.x) {
-    out[strided_index(L, i)] = val;
-  }
-}
-
-template <class T>
-void launch_compact(const T* a, T* out, int64_t n, const StridedLayout& L) {
+void launch_compact(const T* a, T* out, int64_t n, const StridedLayout& L, int64_t a_size) {
   if (n <= 0) return;
   if (L.ndim == 1 && L.strides[0] == 1) {
     CUDA_CHECK(cudaMemcpyAsync(out, a + L.offset, n * sizeof(T), cudaMemcpyDeviceToDevice));
     return;
   }
-  compact_kernel<T><<<grid_for(n), kThreads>>>(a, out, n, L);
-  check_launch("compact_kernel");
+  launch_strided<T, 0>(a, T(0), out, n, L, a_size);
 }
 
 template <class T>
-void launch_setitem(const T* a, T* out, int64_t n, const StridedLayout& L) {
+void launch_setitem(const T* a, T* out, int64_t n, const StridedLayout& L, int64_t out_size) {
   if (n <= 0) return;
   if (L.ndim == 1 && L.strides[0] == 1) {
     CUDA_CHECK(cudaMemcpyAsync(out + L.offset, a, n * sizeof(T), cudaMemcpyDeviceToDevice));
     return;
   }
-  setitem_kernel<T><<<grid_for(n), kThreads>>>(a, out, n, L);
-  check_launch("setitem_kernel");
+  launch_strided<T, 1>(a, T(0), out, n, L, out_size);
 }
 
 template <class T>
-void launch_scalar_setitem(T val, T* out, int64_t n, const StridedLayout& L) {
-  if (n <= 0) return;
-  scalar_setitem_kernel<T><<<grid_for(n), kThreads>>>(val, out, n, L);
-  check_launch("scalar_setitem_kernel");
+void launch_scalar_setitem(T val, T* out, int64_t n, const StridedLayout& L, int64_t out_size) {
+  launch_strided<T, 2>(nullptr, val, out, n, L, out_size);
 }
 
 }  // namespace cuda

@@ -190,7 +190,7 @@ def test_to_numpy_of_a_view():
 @needs_gpu
 @pytest.mark.parametrize(
     "m,n,p", [(1, 1, 1), (7, 33, 5), (33, 257, 129), (129, 1, 200), (257, 300, 513), (3, 0, 4),
-              (5, 20000, 6), (1000, 70, 1)]
+              (5, 20000, 6), (1000, 70, 1), (4100, 37, 60), (300, 50, 20), (70, 3000, 130)]
 )
 def test_matmul_sizes_not_multiples_of_any_tile(m, n, p, dtype):
     a, b = np.random.randn(m * n), np.random.randn(n * p)
