@@ -11,7 +11,7 @@ def randn(*shape):
     return np.asarray(np.random.randn(*shape))
 
 
-@pytest.mark.parametrize("axes", [(0,), (1,), (0, 1), (2, 0), -1], ids=str)
+@pytest.mark.parametrize("axes", [(0,), (1,), (0, 1), (2, 0), -1, None], ids=str)
 def test_flip(axes, device):
     check_op(lambda a: ndl.flip(a, axes), lambda a: np.flip(a, axes), randn(2, 3, 4),
              device=device)

@@ -18,11 +18,13 @@ __all__ = [
 
 
 def _axes_tuple(axes):
+    if axes is None:
+        return None
     return (axes,) if isinstance(axes, numbers.Integral) else tuple(axes)
 
 
 class Flip(TensorOp):
-    """Reverse the order of elements along each of ``axes`` (NumPy ``flip``)."""
+    """Reverse the order of elements along each of ``axes`` (all axes for None; NumPy ``flip``)."""
 
     def __init__(self, axes):
         self.axes = _axes_tuple(axes)
@@ -61,7 +63,7 @@ class Dilate(TensorOp):
     def __init__(self, axes, dilation):
         if dilation < 0:
             raise ValueError(f"dilate: dilation must be >= 0, got {dilation}")
-        self.axes = _axes_tuple(axes)
+        self.axes = _axes_tuple(axes) or ()
         self.dilation = int(dilation)
 
     def compute(self, a):
@@ -86,7 +88,7 @@ class UnDilate(TensorOp):
     def __init__(self, axes, dilation):
         if dilation < 0:
             raise ValueError(f"undilate: dilation must be >= 0, got {dilation}")
-        self.axes = _axes_tuple(axes)
+        self.axes = _axes_tuple(axes) or ()
         self.dilation = int(dilation)
 
     def compute(self, a):
