@@ -483,10 +483,10 @@ def test_conv_geometry_is_pure_and_complete():
         1,
         2,
     )
-    t = geom.transposed()
+    t = geom.transposed
     assert t.out_shape == (2, 7, 7, 4) and t.weight_shape == (3, 3, 3, 4)
     assert t.stride == (1, 1) and t.input_dilation == (2, 2) and t.pad_lo == (1, 1)
-    assert t.transposed().pad_lo == geom.pad_lo
+    assert t.transposed.pad_lo == geom.pad_lo
 
 
 # --- PyTorch -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ come for free.
 
 import math
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from numbers import Integral
 from typing import Optional, Tuple
 
@@ -158,6 +158,7 @@ class ConvGeometry:
             *three(self.input_dilation, 1), self.groups,
         )  # fmt: skip
 
+    @cached_property
     def transposed(self) -> "ConvGeometry":
         """The geometry of the input gradient: a conv of ``out_grad`` back to the input.
 
@@ -181,6 +182,10 @@ class ConvGeometry:
         )  # fmt: skip
 
 
+def _frozen(value):
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def conv_geometry(
     a_shape, b_shape, stride=1, padding=0, dilation=1, groups=1, *, op="conv"
 ) -> ConvGeometry:
@@ -198,6 +203,13 @@ def conv_geometry(
     Raises:
         ValueError naming the argument and quoting the shapes.
     """
+    key = (tuple(a_shape), tuple(b_shape), _frozen(stride), _frozen(padding), _frozen(dilation))
+    return _conv_geometry(*key, groups, op)
+
+
+@lru_cache(maxsize=1024)
+def _conv_geometry(a_shape, b_shape, stride, padding, dilation, groups, op):
+    """``conv_geometry`` on hashable arguments; a network asks the same questions each step."""
     a_shape, b_shape = tuple(a_shape), tuple(b_shape)
     if len(a_shape) not in (3, 4, 5):
         raise ValueError(
@@ -368,7 +380,7 @@ class Conv(TensorOp):
         geom = self.geometry
         grad_a = grad_b = None
         if a.requires_grad:
-            grad_a = Conv.of(geom.transposed())(out_grad, flip_swap_kernel(b, geom.groups))
+            grad_a = Conv.of(geom.transposed)(out_grad, flip_swap_kernel(b, geom.groups))
         if b.requires_grad:
             grad_b = ConvWeightGrad(geom)(a, out_grad)
         return grad_a, grad_b
@@ -415,7 +427,7 @@ class ConvWeightGrad(TensorOp):
         geom = self.geometry
         grad_a = grad_g = None
         if a.requires_grad:
-            grad_a = Conv.of(geom.transposed())(g, flip_swap_kernel(out_grad, geom.groups))
+            grad_a = Conv.of(geom.transposed)(g, flip_swap_kernel(out_grad, geom.groups))
         if g.requires_grad:
             grad_g = Conv.of(geom)(a, out_grad)
         return grad_a, grad_g
@@ -512,7 +524,7 @@ def conv_transpose(a, b, stride=1, padding=0, output_padding=0, dilation=1, grou
         raise ValueError(f"{op}: weight shape {b.shape} does not fit input shape {a.shape}")
     # output_padding >= stride (allowed when < dilation) adds forward outputs we do not have.
     fwd = replace(fwd, out_spatial=tuple(a.shape[1:-1]))
-    return Conv.of(fwd.transposed())(a, flip_swap_kernel(b, groups))
+    return Conv.of(fwd.transposed)(a, flip_swap_kernel(b, groups))
 
 
 # --- padding with boundary modes -------------------------------------------------------------

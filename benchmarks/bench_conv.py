@@ -1,0 +1,199 @@
+"""Convolution speed: needle's conv op on one device next to PyTorch on the same shapes.
+
+    python benchmarks/bench_conv.py [--device cpu] [--batch 128] [--repeat 5] [--markdown]
+
+Layers (batch 128, float32, channels-last needle tensors): the ResNet9 convolutions at their
+in-network sizes, dense 32->32 and 64->64 3x3 on 32x32, a depthwise layer (C=64, groups 64),
+a grouped one (64->64, groups 4) and a dilated one (32->32, dilation 2); padding is half the
+dilated kernel extent (the course's k // 2).  Columns:
+
+    fwd            forward time (inputs need no gradient)
+    fwd+bwd        forward, then backward with the input gradient (not for the stem, whose
+                   input is the image batch) and the weight gradient
+    GFLOP/s        2·MACs of the forward (x3 for fwd+bwd, x2 for the stem) per second
+    torch          PyTorch's time on the same shapes and threads (the faster of NCHW and
+                   channels_last), "n/a" when PyTorch is not installed
+    ratio          needle time / PyTorch time (below 1: needle is faster)
+
+Times are medians of ``--repeat`` runs after one warm-up.  Thread counts are pinned to 2 for
+both sides and glibc's malloc thresholds set high (the script re-executes itself with them),
+so fresh large allocations do not decide the figures.  Never used as a test.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+_ENV = {
+    "OMP_NUM_THREADS": "2",
+    "OPENBLAS_NUM_THREADS": "2",
+    "MKL_NUM_THREADS": "2",
+    "MALLOC_MMAP_THRESHOLD_": "4294967296",
+    "MALLOC_TRIM_THRESHOLD_": "4294967296",
+}
+if any(os.environ.get(k) != v for k, v in _ENV.items()):
+    os.environ.update(_ENV)
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+import needle as ndl  # noqa: E402
+from needle.ops.ops_conv import conv_geometry  # noqa: E402
+
+# name, C_in, C_out, kernel, stride, H (= W), groups, dilation, input gradient
+LAYERS = [
+    ("stem 3->16 k7 s4 @32", 3, 16, 7, 4, 32, 1, 1, False),
+    ("16->32 k3 s2 @8", 16, 32, 3, 2, 8, 1, 1, True),
+    ("32->32 k3 @4", 32, 32, 3, 1, 4, 1, 1, True),
+    ("32->64 k3 s2 @4", 32, 64, 3, 2, 4, 1, 1, True),
+    ("64->128 k3 s2 @2", 64, 128, 3, 2, 2, 1, 1, True),
+    ("128->128 k3 @1", 128, 128, 3, 1, 1, 1, 1, True),
+    ("dense 32->32 k3 @32", 32, 32, 3, 1, 32, 1, 1, True),
+    ("dense 64->64 k3 @32", 64, 64, 3, 1, 32, 1, 1, True),
+    ("depthwise C64 k3 @32", 64, 64, 3, 1, 32, 64, 1, True),
+    ("grouped 64->64 g4 k3 @32", 64, 64, 3, 1, 32, 4, 1, True),
+    ("dilated 32->32 d2 k3 @32", 32, 32, 3, 1, 32, 1, 2, True),
+]
+
+
+def median_ms(fn, repeat):
+    fn()  # warm-up: first-touch page faults, pool fill, lazy initialisation
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def needle_times(layer, batch, device, repeat):
+    _, cin, cout, k, s, hw, groups, d, input_grad = layer
+    pad = d * (k - 1) // 2
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, hw, hw, cin), dtype=np.float32)
+    w = rng.standard_normal((k, k, cin // groups, cout), dtype=np.float32)
+    geom = conv_geometry(x.shape, w.shape, s, pad, d, groups)
+    g = ndl.Tensor(np.ones(geom.out_shape, np.float32), device=device, requires_grad=False)
+    xc = ndl.Tensor(x, device=device, requires_grad=False)
+    wc = ndl.Tensor(w, device=device, requires_grad=False)
+    xv = ndl.Tensor(x, device=device, requires_grad=input_grad)
+    wv = ndl.Tensor(w, device=device, requires_grad=True)
+
+    def forward():
+        ndl.conv(xc, wc, s, pad, d, groups).realize_cached_data()
+
+    def forward_backward():
+        ndl.conv(xv, wv, s, pad, d, groups).backward(g, create_graph=False)
+        wv.grad.realize_cached_data()
+
+    sync = getattr(device, "synchronize", None) if device.name == "cuda" else None
+
+    def timed(fn):
+        if sync is None:
+            return fn
+
+        def run():
+            fn()
+            sync()
+
+        return run
+
+    return geom, median_ms(timed(forward), repeat), median_ms(timed(forward_backward), repeat)
+
+
+def torch_times(layer, batch, repeat):
+    try:
+        import torch
+    except ImportError:
+        return None, None
+    torch.set_num_threads(2)
+    _, cin, cout, k, s, hw, groups, d, input_grad = layer
+    pad = d * (k - 1) // 2
+    best_fwd = best_both = float("inf")
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(batch, cin, hw, hw).to(memory_format=fmt)
+        w = torch.randn(cout, cin // groups, k, k).to(memory_format=fmt)
+        xv = x.clone().requires_grad_(input_grad)
+        wv = w.clone().requires_grad_(True)
+        g = None
+
+        def forward():
+            with torch.no_grad():
+                torch.nn.functional.conv2d(x, w, None, s, pad, d, groups)
+
+        def forward_backward():
+            nonlocal g
+            y = torch.nn.functional.conv2d(xv, wv, None, s, pad, d, groups)
+            if g is None:
+                g = torch.ones_like(y)
+            y.backward(g)
+
+        best_fwd = min(best_fwd, median_ms(forward, repeat))
+        best_both = min(best_both, median_ms(forward_backward, repeat))
+    return best_fwd, best_both
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cpu_numpy")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default="", help="run layers whose name contains this")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+    device = getattr(ndl, args.device)()
+    if not device.enabled():
+        sys.exit(f"bench_conv: device {args.device} is not available (build it with `make lib`)")
+    try:
+        from importlib.metadata import version
+
+        torch_info = f"PyTorch {version('torch')}, 2 threads"
+    except ImportError:
+        torch_info = "PyTorch not installed"
+    print(
+        f"# conv on {device!r}, batch {args.batch}, float32, median of {args.repeat}; "
+        f"{torch_info}; MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ = 4 GiB"
+    )
+    head = (
+        "layer",
+        "fwd ms",
+        "GFLOP/s",
+        "torch ms",
+        "ratio",
+        "fwd+bwd ms",
+        "GFLOP/s",
+        "torch ms",
+        "ratio",
+    )
+    if args.markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+    else:
+        print(f"{head[0]:<26}" + "".join(f"{h:>11}" for h in head[1:]))
+    layers = [layer for layer in LAYERS if args.only in layer[0]]
+    # needle first, PyTorch after: two OpenMP thread teams alternating call by call steal
+    # the two cores from each other while their idle threads spin.
+    ours = [needle_times(layer, args.batch, device, args.repeat) for layer in layers]
+    theirs = [torch_times(layer, args.batch, args.repeat) for layer in layers]
+    for layer, (geom, fwd, both), (t_fwd, t_both) in zip(layers, ours, theirs):
+        flops_both = geom.flops * (3 if layer[-1] else 2)
+        cells = [
+            f"{fwd:.2f}", f"{geom.flops / fwd / 1e6:.0f}",
+            "n/a" if t_fwd is None else f"{t_fwd:.2f}",
+            "n/a" if t_fwd is None else f"{fwd / t_fwd:.2f}",
+            f"{both:.2f}", f"{flops_both / both / 1e6:.0f}",
+            "n/a" if t_both is None else f"{t_both:.2f}",
+            "n/a" if t_both is None else f"{both / t_both:.2f}",
+        ]  # fmt: skip
+        if args.markdown:
+            print("| " + " | ".join([layer[0], *cells]) + " |")
+        else:
+            print(f"{layer[0]:<26}" + "".join(f"{c:>11}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
