@@ -1,0 +1,271 @@
+// gemm.h: the one fast matrix multiply of the CPU backend, in the BLIS shape:
+//   block sizes (GemmBlocks) in one place; one register-tiled MR x NR micro-kernel template;
+//   packing routines that zero-pad partial panels (the micro-kernel never sees an edge;
+//   edge tiles go through a local tile); the five-loop driver (jc, pc, ic, jr, ir) with
+//   OpenMP threads over the ic blocks (or over jr panels when M is small).
+// C = A * B (+ C when accumulate) with every operand given by (row stride, column stride),
+// so callers multiply transposed views without copies.  The A packer is a template
+// parameter, so convolution packs im2col rows straight into the A panels (conv.h).
+// gemm_reference is the naive triple loop the tests compare against.
+#pragma once
+
+#include "common.h"
+
+namespace needle {
+namespace cpu {
+
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+template <class T> struct VecOf;
+template <> struct VecOf<float> { typedef float type __attribute__((vector_size(kVecBytes))); };
+template <> struct VecOf<double> { typedef double type __attribute__((vector_size(kVecBytes))); };
+
+/// Block sizes.  The micro-kernel keeps an MR x NR tile of C in registers: with AVX-512
+/// (32 vector registers) 12 rows x 2 vectors = 24 accumulators plus the B vectors and a
+/// broadcast, enough independent FMAs to cover the FMA latency on both ports.  With
+/// 16 registers (AVX2, SSE) 6 x 2.  The narrow kernel (one vector wide, twice the rows) serves
+/// N <= one vector (im2col products with 8-16 output channels) without wasting half the tile.
+/// KC x NR of packed B (16-32 KiB) stays in L1 while the MC x KC block of A (240 KiB) streams
+/// from L2; NC x KC of packed B (3 MiB) sits in L2/L3.  MC is shrunk at run time so the
+/// number of MC blocks is a multiple of the thread count (balanced work on 2 cores).
+template <class T>
+struct GemmBlocks {
+  static constexpr int VW = kVecBytes / int(sizeof(T));
+  static constexpr int MR = kVecBytes == 64 ? 12 : 6;
+  static constexpr int NR = 2 * VW;
+  static constexpr int MR_NARROW = 2 * MR;
+  static constexpr int NR_NARROW = VW;
+  static constexpr std::int64_t MC = 240;
+  static constexpr std::int64_t KC = 256;
+  static constexpr std::int64_t NC = 3072;
+};
+
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
+
+// ---- the micro-kernel -----------------------------------------------------------------------
+
+/// C[0:mr, 0:nr] (= or +=) Apanel (kc x MR, k-major) * Bpanel (kc x NR, k-major).
+template <class T, int MR, int NR>
+inline void micro_kernel(std::int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
+                         std::int64_t rsc, std::int64_t csc, int mr, int nr, bool accumulate) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  constexpr int NV = NR / VW;
+  static_assert(NR % VW == 0, "NR must be a whole number of vectors");
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (std::int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + k * NR + j * VW);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[k * MR + i];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+  }
+  if (mr == MR && nr == NR && csc == 1) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        T* p = c + i * rsc + j * VW;
+        if (accumulate) {
+          V old;
+          std::memcpy(&old, p, sizeof(V));
+          acc[i][j] += old;
+        }
+        std::memcpy(p, &acc[i][j], sizeof(V));
+      }
+    return;
+  }
+  alignas(64) T tile[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NV; ++j) std::memcpy(tile + i * NR + j * VW, &acc[i][j], sizeof(V));
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      T* p = c + i * rsc + j * csc;
+      *p = accumulate ? *p + tile[i * NR + j] : tile[i * NR + j];
+    }
+}
+
+// ---- packing ---------------------------------------------------------------------------------
+
+/// Packs micro-panels of a strided A: dst[k * MR + i] = A[i0 + i, p0 + k], zero for i >= mr.
+template <class T>
+struct StridedPackA {
+  const T* A;
+  std::int64_t rs, cs;
+
+  template <int MR>
+  void pack(T* dst, std::int64_t i0, int mr, std::int64_t p0, std::int64_t kc) const {
+    const T* a = A + i0 * rs + p0 * cs;
+    if (rs == 1) {
+      for (std::int64_t k = 0; k < kc; ++k) {
+        const T* src = a + k * cs;
+        for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[i];
+        for (int i = mr; i < MR; ++i) dst[k * MR + i] = T(0);
+      }
+      return;
+    }
+    for (int i = 0; i < mr; ++i) {
+      const T* src = a + i * rs;
+      for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k * cs];
+    }
+    for (int i = mr; i < MR; ++i)
+      for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
+  }
+};
+
+/// dst[k * NR + j] = B[p0 + k, j0 + j], zero for j >= nr.
+template <class T, int NR>
+void pack_b(T* dst, const T* B, std::int64_t rs, std::int64_t cs, std::int64_t p0,
+            std::int64_t kc, std::int64_t j0, int nr) {
+  const T* b = B + p0 * rs + j0 * cs;
+  if (cs == 1) {
+    for (std::int64_t k = 0; k < kc; ++k) {
+      const T* src = b + k * rs;
+      T* d = dst + k * NR;
+      for (int j = 0; j < nr; ++j) d[j] = src[j];
+      for (int j = nr; j < NR; ++j) d[j] = T(0);
+    }
+    return;
+  }
+  for (int j = 0; j < nr; ++j) {
+    const T* src = b + j * cs;
+    for (std::int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k * rs];
+  }
+  for (int j = nr; j < NR; ++j)
+    for (std::int64_t k = 0; k < kc; ++k) dst[k * NR + j] = T(0);
+}
+
+// ---- the driver ------------------------------------------------------------------------------
+
+template <class T, int MR, int NR, class PackA>
+void gemm_driver(std::int64_t M, std::int64_t N, std::int64_t K, const PackA& pa, const T* B,
+                 std::int64_t rsB, std::int64_t csB, T* C, std::int64_t rsC, std::int64_t csC,
+                 bool accumulate) {
+  using Blk = GemmBlocks<T>;
+  const std::int64_t KC = Blk::KC, NC = round_up(Blk::NC, NR);
+  int nt = max_threads();
+  if (double(M) * double(N) * double(K) < 32.0 * 32 * 64) nt = 1;
+  // MC blocks: a multiple of the thread count when that is possible
+  std::int64_t n_ic = ceil_div(M, Blk::MC);
+  if (nt > 1) n_ic = std::min(round_up(n_ic, nt), ceil_div(M, MR));
+  const std::int64_t MC = round_up(ceil_div(M, n_ic), MR);
+  n_ic = ceil_div(M, MC);
+  const std::int64_t ncap = round_up(std::min(N, NC), NR), kcap = std::min(K, KC);
+  Workspace<T> bbuf(std::size_t(kcap * ncap)), abuf(std::size_t(nt * MC * kcap));
+
+  for (std::int64_t jc = 0; jc < N; jc += NC) {
+    const std::int64_t nc = std::min(NC, N - jc), np = ceil_div(nc, NR);
+    for (std::int64_t pc = 0; pc < K; pc += KC) {
+      const std::int64_t kc = std::min(KC, K - pc);
+      const bool acc = accumulate || pc > 0;
+      const std::int64_t split = n_ic >= nt ? 1 : std::min(np, ceil_div(nt, n_ic));
+      const std::int64_t tasks = n_ic * split;
+      T* bp = bbuf.get();
+      auto work = [&](int tid, int T_) {
+        for (std::int64_t p = np * tid / T_; p < np * (tid + 1) / T_; ++p)
+          pack_b<T, NR>(bp + p * kc * NR, B, rsB, csB, pc, kc, jc + p * NR,
+                        int(std::min<std::int64_t>(NR, nc - p * NR)));
+#ifdef _OPENMP
+        // only inside our own team: an orphaned barrier would bind to a caller's region
+        if (T_ > 1) {
+#pragma omp barrier
+        }
+#endif
+        T* ap = abuf.get() + std::size_t(tid) * MC * kcap;
+        std::int64_t packed_ic = -1;
+        for (std::int64_t t = tasks * tid / T_; t < tasks * (tid + 1) / T_; ++t) {
+          const std::int64_t ic = t / split, part = t % split;
+          const std::int64_t i0 = ic * MC, mc = std::min(MC, M - i0);
+          if (ic != packed_ic) {
+            for (std::int64_t ir = 0; ir < mc; ir += MR)
+              pa.template pack<MR>(ap + ir * kc, i0 + ir, int(std::min<std::int64_t>(MR, mc - ir)),
+                                   pc, kc);
+            packed_ic = ic;
+          }
+          for (std::int64_t jp = np * part / split; jp < np * (part + 1) / split; ++jp) {
+            const int nr = int(std::min<std::int64_t>(NR, nc - jp * NR));
+            for (std::int64_t ir = 0; ir < mc; ir += MR)
+              micro_kernel<T, MR, NR>(kc, ap + ir * kc, bp + jp * kc * NR,
+                                      C + (i0 + ir) * rsC + (jc + jp * NR) * csC, rsC, csC,
+                                      int(std::min<std::int64_t>(MR, mc - ir)), nr, acc);
+          }
+        }
+      };
+#ifdef _OPENMP
+      if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        work(omp_get_thread_num(), omp_get_num_threads());
+        continue;
+      }
+#endif
+      work(0, 1);
+    }
+  }
+}
+
+/// Naive C = A * B (+ C): the test oracle, and the path for tiny products.
+template <class T>
+void gemm_reference(std::int64_t M, std::int64_t N, std::int64_t K, const T* A, std::int64_t rsA,
+                    std::int64_t csA, const T* B, std::int64_t rsB, std::int64_t csB, T* C,
+                    std::int64_t rsC, std::int64_t csC, bool accumulate) {
+  for (std::int64_t i = 0; i < M; ++i) {
+    T* c = C + i * rsC;
+    if (!accumulate)
+      for (std::int64_t j = 0; j < N; ++j) c[j * csC] = T(0);
+    for (std::int64_t k = 0; k < K; ++k) {
+      const T a = A[i * rsA + k * csA];
+      const T* b = B + k * rsB;
+      for (std::int64_t j = 0; j < N; ++j) c[j * csC] += a * b[j * csB];
+    }
+  }
+}
+
+/// C (M x N) = PackA's A (M x K) * B (K x N) (+ C when accumulate), picking the kernel shape.
+template <class T, class PackA>
+void gemm_packed(std::int64_t M, std::int64_t N, std::int64_t K, const PackA& pa, const T* B,
+                 std::int64_t rsB, std::int64_t csB, T* C, std::int64_t rsC, std::int64_t csC,
+                 bool accumulate) {
+  using Blk = GemmBlocks<T>;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (std::int64_t i = 0; i < M; ++i)
+        for (std::int64_t j = 0; j < N; ++j) C[i * rsC + j * csC] = T(0);
+    return;
+  }
+  if (N <= Blk::NR_NARROW)
+    gemm_driver<T, Blk::MR_NARROW, Blk::NR_NARROW>(M, N, K, pa, B, rsB, csB, C, rsC, csC,
+                                                   accumulate);
+  else
+    gemm_driver<T, Blk::MR, Blk::NR>(M, N, K, pa, B, rsB, csB, C, rsC, csC, accumulate);
+}
+
+/// C (M x N) = A (M x K) * B (K x N) (+ C when accumulate); any strides (no aliasing of C).
+template <class T>
+void gemm(std::int64_t M, std::int64_t N, std::int64_t K, const T* A, std::int64_t rsA,
+          std::int64_t csA, const T* B, std::int64_t rsB, std::int64_t csB, T* C,
+          std::int64_t rsC, std::int64_t csC, bool accumulate) {
+  if (M * N * K <= 512) {
+    gemm_reference(M, N, K, A, rsA, csA, B, rsB, csB, C, rsC, csC, accumulate);
+    return;
+  }
+  gemm_packed(M, N, K, StridedPackA<T>{A, rsA, csA}, B, rsB, csB, C, rsC, csC, accumulate);
+}
+
+}  // namespace cpu
+}  // namespace needle

@@ -1,0 +1,530 @@
+// The C++ CPU backend: the Array type, argument checks and the PYBIND11_MODULE function
+// table.  Kernels live in src/cpu/*.h.  Every bound function checks its buffers' sizes,
+// dtypes and geometry before any kernel runs, so no call from Python can read or write out
+// of bounds: bad sizes raise ValueError, views reaching outside a buffer IndexError, dtype
+// mismatches TypeError.  Long kernels release the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+
+#include "cpu/common.h"
+#include "cpu/conv.h"
+#include "cpu/elementwise.h"
+#include "cpu/gemm.h"
+#include "cpu/pool.h"
+#include "cpu/reduce.h"
+#include "cpu/strided.h"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace needle {
+namespace cpu {
+
+using Shape = std::vector<std::int64_t>;
+
+/// A flat, 64-byte aligned buffer of `size` float32 or float64 elements from the pool.
+class Array {
+ public:
+  Array(std::int64_t size, DType dtype) : size_(size), dtype_(dtype) {
+    check_nonneg(size, "Array", "size");
+    bytes_ = std::size_t(checked_mul(std::max<std::int64_t>(size, 1),
+                                     std::int64_t(dtype_bytes(dtype)), "Array"));
+    ptr_ = BufferPool::instance().acquire(bytes_);
+  }
+  ~Array() { BufferPool::instance().release(ptr_, bytes_); }
+  Array(const Array&) = delete;
+  Array& operator=(const Array&) = delete;
+
+  std::int64_t size() const { return size_; }
+  DType dtype() const { return dtype_; }
+  std::uintptr_t address() const { return reinterpret_cast<std::uintptr_t>(ptr_); }
+  template <class T>
+  T* data() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  std::int64_t size_;
+  DType dtype_;
+  std::size_t bytes_;
+  void* ptr_;
+};
+
+DType dtype_from_object(const py::object& obj) {
+  if (py::isinstance<py::str>(obj)) return parse_dtype(obj.cast<std::string>());
+  try {
+    return parse_dtype(py::module_::import("numpy").attr("dtype")(obj).attr("name").cast<std::string>());
+  } catch (const py::error_already_set&) {
+    throw DTypeError("Array: unsupported dtype " + std::string(py::repr(obj)));
+  }
+}
+
+/// TypeError unless every array has the dtype of the first.
+void check_dtypes(const char* fn, std::initializer_list<const Array*> arrays) {
+  DType d = (*arrays.begin())->dtype();
+  for (const Array* a : arrays)
+    if (a->dtype() != d) {
+      std::string msg = std::string(fn) + ": dtype mismatch:";
+      for (const Array* b : arrays) msg += std::string(" ") + dtype_name(b->dtype());
+      throw DTypeError(msg);
+    }
+}
+
+/// Releases the GIL for the lifetime of the object when `work` is large.
+struct ReleaseGil {
+  explicit ReleaseGil(std::int64_t work) {
+    if (work >= (1 << 14)) release.emplace();
+  }
+  std::optional<py::gil_scoped_release> release;
+};
+
+// ---- conversion, fill, strided copies -------------------------------------------------------
+
+py::array to_numpy(const Array& a, const Shape& shape, const Shape& strides, std::int64_t offset) {
+  check_view(shape, strides, offset, a.size(), "to_numpy");
+  return dispatch(a.dtype(), [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    py::array_t<T> out(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    compact(a.data<T>(), out.mutable_data(), shape, strides, offset);
+    return std::move(out);
+  });
+}
+
+void from_numpy(const py::object& src, Array& out) {
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(src);
+    if (!arr) throw DTypeError("from_numpy: cannot convert the argument to a float array");
+    const std::int64_t n = arr.size();
+    if (n == 1 && out.size() != 1) {
+      fill(out.data<T>(), *arr.data(), out.size());
+    } else {
+      if (n != out.size())
+        throw std::invalid_argument("from_numpy: array of " + std::to_string(n) +
+                                    " elements does not fit a buffer of " +
+                                    std::to_string(out.size()));
+      std::memcpy(out.data<T>(), arr.data(), n * sizeof(T));
+    }
+  });
+}
+
+void fill_array(Array& out, double val) {
+  ReleaseGil nogil(out.size());
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    fill(out.data<T>(), T(val), out.size());
+  });
+}
+
+void compact_array(const Array& a, Array& out, const Shape& shape, const Shape& strides,
+                   std::int64_t offset) {
+  check_dtypes("compact", {&a, &out});
+  std::int64_t n = check_view(shape, strides, offset, a.size(), "compact");
+  check_size(out.size(), n, "compact", "out");
+  ReleaseGil nogil(n);
+  dispatch(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    compact(a.data<T>(), out.data<T>(), shape, strides, offset);
+  });
+}
+
+void ewise_setitem_array(const Array& a, Array& out, const Shape& shape, const Shape& strides,
+                         std::int64_t offset) {
+  check_dtypes("ewise_setitem", {&a, &out});
+  std::int64_t n = check_view(shape, strides, offset, out.size(), "ewise_setitem");
+  check_size(a.size(), n, "ewise_setitem", "a");
+  ReleaseGil nogil(n);
+  dispatch(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    ewise_setitem(a.data<T>(), out.data<T>(), shape, strides, offset);
+  });
+}
+
+void scalar_setitem_array(std::int64_t size, double val, Array& out, const Shape& shape,
+                          const Shape& strides, std::int64_t offset) {
+  std::int64_t n = check_view(shape, strides, offset, out.size(), "scalar_setitem");
+  if (size != n)
+    throw std::invalid_argument("scalar_setitem: size " + std::to_string(size) +
+                                " does not match the view shape " + shape_str(shape));
+  ReleaseGil nogil(n);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    scalar_setitem(T(val), out.data<T>(), shape, strides, offset);
+  });
+}
+
+// ---- elementwise ------------------------------------------------------------------------------
+
+template <class Op>
+void ewise(const Array& a, const Array& b, Array& out) {
+  check_dtypes("ewise", {&a, &b, &out});
+  check_size(a.size(), out.size(), "ewise", "a");
+  check_size(b.size(), out.size(), "ewise", "b");
+  ReleaseGil nogil(out.size());
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    map_binary<Op>(a.data<T>(), b.data<T>(), out.data<T>(), out.size());
+  });
+}
+
+template <class Op>
+void scalar(const Array& a, double val, Array& out) {
+  check_dtypes("scalar", {&a, &out});
+  check_size(a.size(), out.size(), "scalar", "a");
+  ReleaseGil nogil(out.size());
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    map_scalar<Op>(a.data<T>(), T(val), out.data<T>(), out.size());
+  });
+}
+
+void scalar_power_array(const Array& a, double val, Array& out) {
+  check_dtypes("scalar_power", {&a, &out});
+  check_size(a.size(), out.size(), "scalar_power", "a");
+  ReleaseGil nogil(out.size());
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    scalar_power(a.data<T>(), T(val), out.data<T>(), out.size());
+  });
+}
+
+template <class Op>
+void unary(const Array& a, Array& out) {
+  check_dtypes("unary", {&a, &out});
+  check_size(a.size(), out.size(), "unary", "a");
+  ReleaseGil nogil(out.size());
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    map_unary<Op>(a.data<T>(), out.data<T>(), out.size());
+  });
+}
+
+// ---- reductions -------------------------------------------------------------------------------
+
+template <class R>
+void reduce_array(const Array& a, Array& out, std::int64_t reduce_size) {
+  check_dtypes("reduce", {&a, &out});
+  if (reduce_size < 1)
+    throw std::invalid_argument("reduce: reduce_size must be >= 1, got " +
+                                std::to_string(reduce_size));
+  check_size(a.size(), checked_mul(out.size(), reduce_size, "reduce"), "reduce", "a");
+  ReleaseGil nogil(out.size() * reduce_size);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    reduce<R>(a.data<T>(), out.data<T>(), out.size(), reduce_size);
+  });
+}
+
+// ---- matmul -----------------------------------------------------------------------------------
+
+void check_matmul_dims(const char* fn, std::int64_t m, std::int64_t n, std::int64_t p) {
+  check_nonneg(m, fn, "m");
+  check_nonneg(n, fn, "n");
+  check_nonneg(p, fn, "p");
+}
+
+void matmul(const Array& a, const Array& b, Array& out, std::int64_t m, std::int64_t n,
+            std::int64_t p) {
+  check_dtypes("matmul", {&a, &b, &out});
+  check_matmul_dims("matmul", m, n, p);
+  check_size(a.size(), checked_mul(m, n, "matmul"), "matmul", "a");
+  check_size(b.size(), checked_mul(n, p, "matmul"), "matmul", "b");
+  check_size(out.size(), checked_mul(m, p, "matmul"), "matmul", "out");
+  ReleaseGil nogil(m * n * p);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    gemm<T>(m, p, n, a.data<T>(), n, 1, b.data<T>(), p, 1, out.data<T>(), p, 1, false);
+  });
+}
+
+void matmul_batched(const Array& a, const Array& b, Array& out, std::int64_t batch,
+                    std::int64_t m, std::int64_t n, std::int64_t p, std::int64_t a_stride,
+                    std::int64_t b_stride) {
+  const char* fn = "matmul_batched";
+  check_dtypes(fn, {&a, &b, &out});
+  check_matmul_dims(fn, m, n, p);
+  check_nonneg(batch, fn, "batch");
+  check_nonneg(a_stride, fn, "a_batch_stride");
+  check_nonneg(b_stride, fn, "b_batch_stride");
+  if (batch == 0) return;
+  check_size(a.size(), checked_mul(batch - 1, a_stride, fn) + checked_mul(m, n, fn), fn, "a");
+  check_size(b.size(), checked_mul(batch - 1, b_stride, fn) + checked_mul(n, p, fn), fn, "b");
+  check_size(out.size(), checked_mul(batch, checked_mul(m, p, fn), fn), fn, "out");
+  ReleaseGil nogil(batch * m * n * p);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *A = a.data<T>(), *B = b.data<T>();
+    T* C = out.data<T>();
+    // many small products: one per thread; large ones: threads inside each product
+    const bool per_thread = double(m) * n * p < 64.0 * 64 * 64;
+    parallel_items(batch, per_thread ? 2 : batch + 1, [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t i = lo; i < hi; ++i)
+        gemm<T>(m, p, n, A + i * a_stride, n, 1, B + i * b_stride, p, 1, C + i * m * p, p, 1,
+                false);
+    });
+  });
+}
+
+constexpr std::int64_t kTile = 8;
+
+/// The course's tiled layout: a (m/T, n/T, T, T) buffer of T x T tiles.
+void matmul_tiled(const Array& a, const Array& b, Array& out, std::int64_t m, std::int64_t n,
+                  std::int64_t p) {
+  const char* fn = "matmul_tiled";
+  check_dtypes(fn, {&a, &b, &out});
+  check_matmul_dims(fn, m, n, p);
+  if (m % kTile || n % kTile || p % kTile)
+    throw std::invalid_argument("matmul_tiled: m, n, p must be multiples of " +
+                                std::to_string(kTile) + ", got " + std::to_string(m) + ", " +
+                                std::to_string(n) + ", " + std::to_string(p));
+  check_size(a.size(), checked_mul(m, n, fn), fn, "a");
+  check_size(b.size(), checked_mul(n, p, fn), fn, "b");
+  check_size(out.size(), checked_mul(m, p, fn), fn, "out");
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const std::int64_t nt = n / kTile, pt = p / kTile;
+    // C[i, j] = sum_k A[i, k] B[k, j] over tiles, each a strided T x T gemm
+    for (std::int64_t i = 0; i < m / kTile; ++i)
+      for (std::int64_t j = 0; j < pt; ++j) {
+        T* c = out.data<T>() + (i * pt + j) * kTile * kTile;
+        for (std::int64_t k = 0; k < nt; ++k)
+          gemm_reference<T>(kTile, kTile, kTile, a.data<T>() + (i * nt + k) * kTile * kTile, kTile,
+                            1, b.data<T>() + (k * pt + j) * kTile * kTile, kTile, 1, c, kTile, 1,
+                            k > 0);
+        if (nt == 0)
+          for (std::int64_t e = 0; e < kTile * kTile; ++e) c[e] = T(0);
+      }
+  });
+}
+
+/// Test hook: C (M x N, strides rsC/csC) = A * B (+ C) through the blocked GEMM or the
+/// reference loop, so the strided interface conv relies on is tested from Python.
+void gemm_strided(const Array& a, const Array& b, Array& c, std::int64_t M, std::int64_t N,
+                  std::int64_t K, std::int64_t rsA, std::int64_t csA, std::int64_t rsB,
+                  std::int64_t csB, std::int64_t rsC, std::int64_t csC, bool accumulate,
+                  bool reference) {
+  check_dtypes("gemm", {&a, &b, &c});
+  check_view({M, K}, {rsA, csA}, 0, a.size(), "gemm A");
+  check_view({K, N}, {rsB, csB}, 0, b.size(), "gemm B");
+  check_view({M, N}, {rsC, csC}, 0, c.size(), "gemm C");
+  ReleaseGil nogil(M * N * K);
+  dispatch(c.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if (reference)
+      gemm_reference<T>(M, N, K, a.data<T>(), rsA, csA, b.data<T>(), rsB, csB, c.data<T>(), rsC,
+                        csC, accumulate);
+    else
+      gemm<T>(M, N, K, a.data<T>(), rsA, csA, b.data<T>(), rsB, csB, c.data<T>(), rsC, csC,
+              accumulate);
+  });
+}
+
+// ---- convolution and pooling ------------------------------------------------------------------
+
+[[noreturn]] void geom_error(const char* fn, const std::string& what) {
+  throw std::invalid_argument(std::string(fn) + ": " + what);
+}
+
+constexpr std::int64_t kMaxGeomValue = std::int64_t(1) << 31;
+
+/// Checks every geometry field that a kernel relies on, before any buffer is touched.
+ConvGeom parse_conv_geom(const Shape& v, const char* fn) {
+  if (v.size() != 25)
+    geom_error(fn, "conv geometry needs 25 ints, got " + std::to_string(v.size()));
+  static const char* names[25] = {"N",  "Di", "Hi", "Wi", "Cin", "KD", "KH", "KW", "Cout",
+                                  "Do", "Ho", "Wo", "sd", "sh",  "sw", "pd", "ph", "pw",
+                                  "dd", "dh", "dw", "idd", "idh", "idw", "groups"};
+  for (int i = 0; i < 25; ++i) {
+    const bool pad = i >= 15 && i < 18;
+    const std::int64_t lo = pad ? -kMaxGeomValue : (i >= 5 && i < 8) || i >= 12 ? 1 : 0;
+    if (v[i] < lo || v[i] > kMaxGeomValue)
+      geom_error(fn, std::string(names[i]) + "=" + std::to_string(v[i]) + " out of range [" +
+                         std::to_string(lo) + ", 2^31]");
+  }
+  ConvGeom g{v[0],  v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8],
+             v[9],  v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
+             v[18], v[19], v[20], v[21], v[22], v[23], v[24]};
+  if (g.Cin % g.G || g.Cout % g.G)
+    geom_error(fn, "groups=" + std::to_string(g.G) + " must divide Cin=" + std::to_string(g.Cin) +
+                       " and Cout=" + std::to_string(g.Cout));
+  return g;
+}
+
+std::int64_t prod(std::initializer_list<std::int64_t> xs, const char* fn) {
+  std::int64_t r = 1;
+  for (std::int64_t x : xs) r = checked_mul(r, x, fn);
+  return r;
+}
+
+void conv_forward_array(const Array& a, const Array& b, Array& out, const Shape& geom) {
+  const char* fn = "conv_forward";
+  check_dtypes(fn, {&a, &b, &out});
+  ConvGeom g = parse_conv_geom(geom, fn);
+  check_size(a.size(), prod({g.N, g.Di, g.Hi, g.Wi, g.Cin}, fn), fn, "a (N, Di, Hi, Wi, Cin)");
+  check_size(b.size(), prod({g.KD, g.KH, g.KW, g.Cg(), g.Cout}, fn), fn,
+             "b (KD, KH, KW, Cin // groups, Cout)");
+  const std::int64_t n_out = prod({g.N, g.Do, g.Ho, g.Wo, g.Cout}, fn);
+  check_size(out.size(), n_out, fn, "out (N, Do, Ho, Wo, Cout)");
+  ReleaseGil nogil(n_out);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::conv_forward(g, a.data<T>(), b.data<T>(), out.data<T>());
+  });
+}
+
+void conv_backward_weight_array(const Array& a, const Array& grad, Array& out, const Shape& geom) {
+  const char* fn = "conv_backward_weight";
+  check_dtypes(fn, {&a, &grad, &out});
+  ConvGeom g = parse_conv_geom(geom, fn);
+  check_size(a.size(), prod({g.N, g.Di, g.Hi, g.Wi, g.Cin}, fn), fn, "a (N, Di, Hi, Wi, Cin)");
+  const std::int64_t n_grad = prod({g.N, g.Do, g.Ho, g.Wo, g.Cout}, fn);
+  check_size(grad.size(), n_grad, fn, "grad (N, Do, Ho, Wo, Cout)");
+  check_size(out.size(), prod({g.KD, g.KH, g.KW, g.Cg(), g.Cout}, fn), fn,
+             "out (KD, KH, KW, Cin // groups, Cout)");
+  ReleaseGil nogil(n_grad);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::conv_backward_weight(g, a.data<T>(), grad.data<T>(), out.data<T>());
+  });
+}
+
+PoolGeom parse_pool_geom(const Shape& v, const char* fn) {
+  if (v.size() != 17)
+    geom_error(fn, "pool geometry needs 17 ints, got " + std::to_string(v.size()));
+  static const char* names[17] = {"N",  "Di", "Hi", "Wi", "C",  "KD", "KH", "KW", "Do",
+                                  "Ho", "Wo", "sd", "sh", "sw", "pd", "ph", "pw"};
+  for (int i = 0; i < 17; ++i) {
+    const std::int64_t lo = (i >= 5 && i < 8) || (i >= 11 && i < 14) ? 1 : 0;
+    if (v[i] < lo || v[i] > kMaxGeomValue)
+      geom_error(fn, std::string(names[i]) + "=" + std::to_string(v[i]) + " out of range [" +
+                         std::to_string(lo) + ", 2^31]");
+  }
+  return PoolGeom{v[0], v[1], v[2],  v[3],  v[4],  v[5],  v[6],  v[7], v[8],
+                  v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
+}
+
+void maxpool_forward_array(const Array& a, Array& out, const Shape& geom) {
+  const char* fn = "maxpool_forward";
+  check_dtypes(fn, {&a, &out});
+  PoolGeom g = parse_pool_geom(geom, fn);
+  check_size(a.size(), prod({g.N, g.Di, g.Hi, g.Wi, g.C}, fn), fn, "a (N, Di, Hi, Wi, C)");
+  const std::int64_t n_out = prod({g.N, g.Do, g.Ho, g.Wo, g.C}, fn);
+  check_size(out.size(), n_out, fn, "out (N, Do, Ho, Wo, C)");
+  ReleaseGil nogil(n_out);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::maxpool_forward(g, a.data<T>(), out.data<T>());
+  });
+}
+
+void maxpool_backward_array(const Array& a, const Array& grad, Array& out, const Shape& geom) {
+  const char* fn = "maxpool_backward";
+  check_dtypes(fn, {&a, &grad, &out});
+  PoolGeom g = parse_pool_geom(geom, fn);
+  const std::int64_t n_in = prod({g.N, g.Di, g.Hi, g.Wi, g.C}, fn);
+  check_size(a.size(), n_in, fn, "a (N, Di, Hi, Wi, C)");
+  check_size(grad.size(), prod({g.N, g.Do, g.Ho, g.Wo, g.C}, fn), fn, "grad (N, Do, Ho, Wo, C)");
+  check_size(out.size(), n_in, fn, "out (N, Di, Hi, Wi, C)");
+  ReleaseGil nogil(n_in);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::maxpool_backward(g, a.data<T>(), grad.data<T>(), out.data<T>());
+  });
+}
+
+}  // namespace cpu
+}  // namespace needle
+
+PYBIND11_MODULE(ndarray_backend_cpu, m) {
+  using namespace needle::cpu;
+  m.doc() = "needle's C++ CPU backend (same function table as ndarray_backend_numpy)";
+  m.attr("__device_name__") = "cpu";
+  m.attr("__tile_size__") = kTile;
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const DTypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
+
+  py::class_<Array>(m, "Array")
+      .def(py::init([](std::int64_t size, const py::object& dtype) {
+             return new Array(size, dtype_from_object(dtype));
+           }),
+           "size"_a, "dtype"_a = "float32")
+      .def_property_readonly("size", &Array::size)
+      .def_property_readonly("dtype", [](const Array& a) { return dtype_name(a.dtype()); })
+      .def("ptr", &Array::address);
+
+  m.def("to_numpy", &to_numpy);
+  m.def("from_numpy", &from_numpy);
+  m.def("fill", &fill_array);
+  m.def("compact", &compact_array);
+  m.def("ewise_setitem", &ewise_setitem_array);
+  m.def("scalar_setitem", &scalar_setitem_array);
+
+  m.def("ewise_add", &ewise<OpAdd>);
+  m.def("scalar_add", &scalar<OpAdd>);
+  m.def("ewise_sub", &ewise<OpSub>);
+  m.def("scalar_sub", &scalar<OpSub>);
+  m.def("scalar_rsub", &scalar<OpRSub>);
+  m.def("ewise_mul", &ewise<OpMul>);
+  m.def("scalar_mul", &scalar<OpMul>);
+  m.def("ewise_div", &ewise<OpDiv>);
+  m.def("scalar_div", &scalar<OpDiv>);
+  m.def("scalar_rdiv", &scalar<OpRDiv>);
+  m.def("ewise_power", &ewise<OpPow>);
+  m.def("scalar_power", &scalar_power_array);
+  m.def("scalar_rpower", &scalar<OpRPow>);
+  m.def("ewise_maximum", &ewise<OpMax>);
+  m.def("scalar_maximum", &scalar<OpMax>);
+  m.def("ewise_eq", &ewise<OpEq>);
+  m.def("scalar_eq", &scalar<OpEq>);
+  m.def("ewise_ne", &ewise<OpNe>);
+  m.def("scalar_ne", &scalar<OpNe>);
+  m.def("ewise_lt", &ewise<OpLt>);
+  m.def("scalar_lt", &scalar<OpLt>);
+  m.def("ewise_le", &ewise<OpLe>);
+  m.def("scalar_le", &scalar<OpLe>);
+  m.def("ewise_gt", &ewise<OpGt>);
+  m.def("scalar_gt", &scalar<OpGt>);
+  m.def("ewise_ge", &ewise<OpGe>);
+  m.def("scalar_ge", &scalar<OpGe>);
+
+  m.def("ewise_neg", &unary<OpNeg>);
+  m.def("ewise_log", &unary<OpLog>);
+  m.def("ewise_exp", &unary<OpExp>);
+  m.def("ewise_tanh", &unary<OpTanh>);
+  m.def("ewise_sqrt", &unary<OpSqrt>);
+  m.def("ewise_abs", &unary<OpAbs>);
+  m.def("ewise_sign", &unary<OpSign>);
+  m.def("ewise_sigmoid", &unary<OpSigmoid>);
+  m.def("ewise_relu", &unary<OpRelu>);
+
+  m.def("reduce_sum", &reduce_array<SumReducer>);
+  m.def("reduce_max", &reduce_array<MaxReducer>);
+
+  m.def("matmul", &matmul);
+  m.def("matmul_batched", &matmul_batched);
+  m.def("matmul_tiled", &matmul_tiled);
+
+  m.def("conv_forward", &conv_forward_array);
+  m.def("conv_backward_weight", &conv_backward_weight_array);
+  m.def("maxpool_forward", &maxpool_forward_array);
+  m.def("maxpool_backward", &maxpool_backward_array);
+
+  // not in the backend table: test hooks and pool introspection
+  m.def("_gemm", &gemm_strided, "a"_a, "b"_a, "c"_a, "M"_a, "N"_a, "K"_a, "rsA"_a, "csA"_a,
+        "rsB"_a, "csB"_a, "rsC"_a, "csC"_a, "accumulate"_a = false, "reference"_a = false);
+  m.def("pool_stats", []() {
+    auto s = BufferPool::instance().stats();
+    return py::dict("fresh_allocs"_a = s.fresh_allocs, "fresh_bytes"_a = s.fresh_bytes,
+                    "reuses"_a = s.reuses, "cached_bytes"_a = s.cached_bytes);
+  });
+  m.def("pool_clear", []() { BufferPool::instance().clear(); });
+}
