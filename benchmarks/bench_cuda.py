@@ -13,7 +13,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+)
 
 from needle.backend_ndarray import ndarray as nd  # noqa: E402
 
@@ -43,26 +45,29 @@ def device_array(cu, x):
     return arr
 
 
+def matmul_row(cu, n):
+    a, b = device_array(cu, np.random.randn(n, n)), device_array(cu, np.random.randn(n, n))
+    out = cu.Array(n * n, "float32")
+    ours = 2 * n**3 / timed(lambda: cu.matmul(a, b, out, n, n, n), cu.synchronize) / 1e9
+    theirs = None
+    if HAVE_TORCH:
+        ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
+        theirs = 2 * n**3 / timed(lambda: ta @ tb, torch.cuda.synchronize) / 1e9
+    print(f"{f'{n} x {n} x {n}':<28}{ours:>16.0f}{fmt(theirs):>16}{ratio(ours, theirs):>8}")
+
+
 def bench_matmul(cu):
     print(f"{'matmul (float32)':<28}{'needle GFLOP/s':>16}{'torch GFLOP/s':>16}{'ratio':>8}")
     for n in (1024, 2048, 4096):
-        a, b = device_array(cu, np.random.randn(n, n)), device_array(cu, np.random.randn(n, n))
-        out = cu.Array(n * n, "float32")
-        t = timed(lambda: cu.matmul(a, b, out, n, n, n), cu.synchronize)
-        ours = 2 * n**3 / t / 1e9
-        theirs = None
-        if HAVE_TORCH:
-            ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
-            theirs = 2 * n**3 / timed(lambda: ta @ tb, torch.cuda.synchronize) / 1e9
-        print(f"{f'{n} x {n} x {n}':<28}{ours:>16.0f}{fmt(theirs):>16}{ratio(ours, theirs):>8}")
+        matmul_row(cu, n)
 
 
-def fmt(v):
-    return "n/a" if v is None else f"{v:.0f}"
+def fmt(v, scale=1.0, digits=0):
+    return "n/a" if v is None else f"{v * scale:.{digits}f}"
 
 
-def ratio(ours, theirs):
-    return "n/a" if theirs is None else f"{ours / theirs:.2f}"
+def ratio(num, den):
+    return "n/a" if num is None or den is None else f"{num / den:.2f}"
 
 
 # (name, N, H=W, Cin, Cout, k, stride, pad, groups)
@@ -79,55 +84,65 @@ LAYERS = [
 
 
 def geometry(n, h, cin, cout, k, s, p, g, out_h, idil=1):
-    return [n, 1, h, h, cin, 1, k, k, cout, 1, out_h, out_h,
-            1, s, s, 0, p, p, 1, 1, 1, 1, idil, idil, g]
+    """The 25-int conv geometry of a 2-D layer (a size-1 depth axis)."""
+    sizes = [n, 1, h, h, cin, 1, k, k, cout, 1, out_h, out_h]
+    return sizes + [1, s, s] + [0, p, p] + [1, 1, 1] + [1, idil, idil] + [g]
+
+
+def needle_conv_times(cu, n, h, cin, cout, k, s, p, g, ho):
+    fwd = geometry(n, h, cin, cout, k, s, p, g, ho)
+    # input gradient = conv of gy (dilated by the stride) with the flipped, channel-swapped
+    # kernel, as the op layer builds it
+    bwd_in = geometry(n, ho, cout, cin, k, 1, k - 1 - p, g, h, idil=s)
+    x = device_array(cu, np.random.randn(n, h, h, cin))
+    w = device_array(cu, np.random.randn(k, k, cin // g, cout))
+    wt = device_array(cu, np.random.randn(k, k, cout // g, cin))
+    gy = device_array(cu, np.random.randn(n, ho, ho, cout))
+    y, dx, dw = cu.Array(n * ho * ho * cout), cu.Array(n * h * h * cin), cu.Array(w.size)
+
+    def forward():
+        cu.conv_forward(x, w, y, fwd)
+
+    def forward_backward():
+        cu.conv_forward(x, w, y, fwd)
+        cu.conv_forward(gy, wt, dx, bwd_in)
+        cu.conv_backward_weight(x, gy, dw, fwd)
+
+    return timed(forward, cu.synchronize), timed(forward_backward, cu.synchronize)
+
+
+def torch_conv_times(n, h, cin, cout, k, s, p, g, ho):
+    if not HAVE_TORCH:
+        return None, None
+    tx = torch.randn(n, cin, h, h, device="cuda").to(memory_format=torch.channels_last)
+    tx.requires_grad_(True)
+    tw = torch.randn(cout, cin // g, k, k, device="cuda", requires_grad=True)
+    tgy = torch.randn(n, cout, ho, ho, device="cuda").to(memory_format=torch.channels_last)
+
+    def forward():
+        with torch.no_grad():
+            F.conv2d(tx, tw, stride=s, padding=p, groups=g)
+
+    def forward_backward():
+        F.conv2d(tx, tw, stride=s, padding=p, groups=g).backward(tgy)
+
+    return timed(forward, torch.cuda.synchronize), timed(forward_backward, torch.cuda.synchronize)
 
 
 def bench_conv(cu):
-    print(f"\n{'conv (float32, NHWC)':<30}{'fwd ms':>9}{'torch':>9}{'fwd+bwd ms':>12}{'torch':>9}"
-          f"{'GFLOP/s':>9}{'ratio':>7}")
+    print(
+        f"\n{'conv (float32, NHWC)':<30}{'fwd ms':>9}{'torch':>9}{'fwd+bwd ms':>12}{'torch':>9}"
+        f"{'GFLOP/s':>9}{'ratio':>7}"
+    )
     for name, n, h, cin, cout, k, s, p, g in LAYERS:
         ho = (h + 2 * p - k) // s + 1
-        fwd = geometry(n, h, cin, cout, k, s, p, g, ho)
-        # input gradient = conv of gy (dilated by the stride) with the flipped, channel-swapped
-        # kernel; the op layer builds the same call
-        bwd_in = geometry(n, ho, cout, cin, k, 1, k - 1 - p, g, h, idil=s)
-        x = device_array(cu, np.random.randn(n, h, h, cin))
-        w = device_array(cu, np.random.randn(k, k, cin // g, cout))
-        wt = device_array(cu, np.random.randn(k, k, cout // g, cin))
-        gy = device_array(cu, np.random.randn(n, ho, ho, cout))
-        y, dx, dw = cu.Array(n * ho * ho * cout), cu.Array(n * h * h * cin), cu.Array(w.size)
-
-        def forward():
-            cu.conv_forward(x, w, y, fwd)
-
-        def forward_backward():
-            cu.conv_forward(x, w, y, fwd)
-            cu.conv_forward(gy, wt, dx, bwd_in)
-            cu.conv_backward_weight(x, gy, dw, fwd)
-
-        t_f = timed(forward, cu.synchronize)
-        t_fb = timed(forward_backward, cu.synchronize)
-        flops = 2 * n * ho * ho * cout * k * k * cin // g
-        tf = tfb = None
-        if HAVE_TORCH:
-            tx = torch.randn(n, cin, h, h, device="cuda").to(memory_format=torch.channels_last)
-            tx.requires_grad_(True)
-            tw = torch.randn(cout, cin // g, k, k, device="cuda", requires_grad=True)
-            tgy = torch.randn(n, cout, ho, ho, device="cuda").to(memory_format=torch.channels_last)
-
-            def t_forward():
-                with torch.no_grad():
-                    F.conv2d(tx, tw, stride=s, padding=p, groups=g)
-
-            def t_forward_backward():
-                F.conv2d(tx, tw, stride=s, padding=p, groups=g).backward(tgy)
-
-            tf = timed(t_forward, torch.cuda.synchronize)
-            tfb = timed(t_forward_backward, torch.cuda.synchronize)
-        ms = lambda v: "n/a" if v is None else f"{v * 1e3:.3f}"  # noqa: E731
-        print(f"{name:<30}{ms(t_f):>9}{ms(tf):>9}{ms(t_fb):>12}{ms(tfb):>9}"
-              f"{3 * flops / t_fb / 1e9:>9.0f}{ratio(tfb or 0, t_fb) if tfb else 'n/a':>7}")
+        t_f, t_fb = needle_conv_times(cu, n, h, cin, cout, k, s, p, g, ho)
+        tf, tfb = torch_conv_times(n, h, cin, cout, k, s, p, g, ho)
+        flops = 3 * 2 * n * ho * ho * cout * k * k * cin // g  # forward + two gradients
+        print(
+            f"{name:<30}{fmt(t_f, 1e3, 3):>9}{fmt(tf, 1e3, 3):>9}{fmt(t_fb, 1e3, 3):>12}"
+            f"{fmt(tfb, 1e3, 3):>9}{flops / t_fb / 1e9:>9.0f}{ratio(tfb, t_fb):>7}"
+        )
 
 
 def main():
@@ -138,8 +153,10 @@ def main():
     if HAVE_TORCH:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-        print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}; ratio = torch time / "
-              "needle time for conv (> 1: needle faster), needle / torch GFLOP/s for matmul")
+        print(
+            f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}; ratio = torch time / "
+            "needle time for conv (> 1: needle faster), needle / torch GFLOP/s for matmul"
+        )
     else:
         print("PyTorch CUDA not importable: torch columns are n/a")
     np.random.seed(0)

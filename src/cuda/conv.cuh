@@ -64,12 +64,15 @@ __device__ __forceinline__ I dilated_index(I q, I idil, I size) {
 }
 
 // cols[g][r][kd][kh][kw][c] for samples n0 .. n0 + nb - 1 (r counts from sample n0).
-template <class T, class I>
-__global__ void im2col_kernel(const T* x, T* cols, ConvGeomT<I> g, I n0, I nb, I total) {
+// A segment is the Cg channels one tap reads for one output position: TPS threads copy it
+// (consecutive channels, coalesced), so the index arithmetic is done once per segment.
+template <class T, class I, int TPS>
+__global__ void im2col_kernel(const T* x, T* cols, ConvGeomT<I> g, I n0, I nb, I segments) {
   const I Cg = g.C / g.G;
-  for (I e = blockIdx.x * I(blockDim.x) + threadIdx.x; e < total; e += I(blockDim.x) * gridDim.x) {
-    I t = e;
-    const I c = t % Cg; t /= Cg;
+  const int lane = threadIdx.x % TPS;
+  const I per_block = blockDim.x / TPS;
+  for (I s = blockIdx.x * per_block + threadIdx.x / TPS; s < segments; s += gridDim.x * per_block) {
+    I t = s;
     const I kw = t % g.KW; t /= g.KW;
     const I kh = t % g.KH; t /= g.KH;
     const I kd = t % g.KD; t /= g.KD;
@@ -81,11 +84,13 @@ __global__ void im2col_kernel(const T* x, T* cols, ConvGeomT<I> g, I n0, I nb, I
     const I id = dilated_index<I>(od * g.sd + kd * g.dd - g.pd, g.idd, g.D);
     const I ih = dilated_index<I>(oh * g.sh + kh * g.dh - g.ph, g.idh, g.H);
     const I iw = dilated_index<I>(ow * g.sw + kw * g.dw - g.pw, g.idw, g.W);
-    T v = T(0);
+    T* dst = cols + s * Cg;
     if (id >= 0 && ih >= 0 && iw >= 0) {
-      v = x[(((n * g.D + id) * g.H + ih) * g.W + iw) * g.C + grp * Cg + c];
+      const T* src = x + (((n * g.D + id) * g.H + ih) * g.W + iw) * g.C + grp * Cg;
+      for (I c = lane; c < Cg; c += TPS) dst[c] = src[c];
+    } else {
+      for (I c = lane; c < Cg; c += TPS) dst[c] = T(0);
     }
-    cols[e] = v;
   }
 }
 
@@ -179,17 +184,31 @@ inline int64_t conv_batch_block(const ConvGeom& g, size_t itemsize) {
   return std::max<int64_t>(1, std::min<int64_t>(g.N, workspace_limit() / per_sample));
 }
 
+template <class T, class I>
+void launch_im2col_tps(const T* x, T* cols, const ConvGeomT<I>& g, I n0, I nb, I segments,
+                       int64_t Cg) {
+  // threads per segment: the power of two that covers Cg, at most a warp
+  if (Cg >= 17) {
+    im2col_kernel<T, I, 32><<<grid_for(int64_t(segments) * 32), kThreads>>>(x, cols, g, n0, nb, segments);
+  } else if (Cg >= 5) {
+    im2col_kernel<T, I, 8><<<grid_for(int64_t(segments) * 8), kThreads>>>(x, cols, g, n0, nb, segments);
+  } else {
+    im2col_kernel<T, I, 1><<<grid_for(segments), kThreads>>>(x, cols, g, n0, nb, segments);
+  }
+  check_launch("im2col_kernel");
+}
+
 template <class T>
 void launch_im2col(const T* x, T* cols, const ConvGeom& g, int64_t n0, int64_t nb) {
   const int64_t total = nb * g.OD * g.OH * g.OW * g.KD * g.KH * g.KW * g.C;
   if (total <= 0) return;
+  const int64_t Cg = g.C / g.G;
+  const int64_t segments = total / Cg;
   if (conv_fits_int(g, total)) {
-    im2col_kernel<T, int><<<grid_for(total), kThreads>>>(x, cols, g.as<int>(), int(n0), int(nb),
-                                                         int(total));
+    launch_im2col_tps<T, int>(x, cols, g.as<int>(), int(n0), int(nb), int(segments), Cg);
   } else {
-    im2col_kernel<T, int64_t><<<grid_for(total), kThreads>>>(x, cols, g, n0, nb, total);
+    launch_im2col_tps<T, int64_t>(x, cols, g, n0, nb, segments, Cg);
   }
-  check_launch("im2col_kernel");
 }
 
 template <class T>

@@ -104,8 +104,17 @@ def check(name, args, dtype="float32", rtol=None, atol=None):
 # ---- kernels vs the NumPy reference (GPU only) --------------------------------------------
 BINARY = [n for n in ref.TABLE if n.startswith("ewise_") and n not in ("ewise_setitem",)]
 SCALAR = [n for n in ref.TABLE if n.startswith("scalar_") and n != "scalar_setitem"]
-UNARY = ["ewise_neg", "ewise_log", "ewise_exp", "ewise_tanh", "ewise_sqrt", "ewise_abs",
-         "ewise_sign", "ewise_sigmoid", "ewise_relu"]
+UNARY = [
+    "ewise_neg",
+    "ewise_log",
+    "ewise_exp",
+    "ewise_tanh",
+    "ewise_sqrt",
+    "ewise_abs",
+    "ewise_sign",
+    "ewise_sigmoid",
+    "ewise_relu",
+]
 
 
 @needs_gpu
@@ -170,10 +179,16 @@ def test_strided_copies(shape, strides, offset, dtype):
     check("compact", [base, Out(n), shape, strides, offset], dtype)
     if 0 not in strides:
         src = np.random.randn(n)
-        check("ewise_setitem", [src, Out(base.size, base.astype(dtype)), shape, strides, offset],
-              dtype)
-        check("scalar_setitem", [n, -3.0, Out(base.size, base.astype(dtype)), shape, strides,
-                                 offset], dtype)
+        check(
+            "ewise_setitem",
+            [src, Out(base.size, base.astype(dtype)), shape, strides, offset],
+            dtype,
+        )
+        check(
+            "scalar_setitem",
+            [n, -3.0, Out(base.size, base.astype(dtype)), shape, strides, offset],
+            dtype,
+        )
 
 
 @needs_gpu
@@ -189,8 +204,20 @@ def test_to_numpy_of_a_view():
 
 @needs_gpu
 @pytest.mark.parametrize(
-    "m,n,p", [(1, 1, 1), (7, 33, 5), (33, 257, 129), (129, 1, 200), (257, 300, 513), (3, 0, 4),
-              (5, 20000, 6), (1000, 70, 1), (4100, 37, 60), (300, 50, 20), (70, 3000, 130)]
+    "m,n,p",
+    [
+        (1, 1, 1),
+        (7, 33, 5),
+        (33, 257, 129),
+        (129, 1, 200),
+        (257, 300, 513),
+        (3, 0, 4),
+        (5, 20000, 6),
+        (1000, 70, 1),
+        (4100, 37, 60),
+        (300, 50, 20),
+        (70, 3000, 130),
+    ],
 )
 def test_matmul_sizes_not_multiples_of_any_tile(m, n, p, dtype):
     a, b = np.random.randn(m * n), np.random.randn(n * p)
@@ -204,9 +231,13 @@ def test_matmul_batched_with_broadcast(a_stride, b_stride, dtype):
     batch, m, n, p = 5, 17, 40, 9
     a = np.random.randn(max(batch * a_stride, 1) * m * n)
     b = np.random.randn(max(batch * b_stride, 1) * n * p)
-    check("matmul_batched",
-          [a, b, Out(batch * m * p), batch, m, n, p, a_stride * m * n, b_stride * n * p],
-          dtype, rtol=1e-4, atol=1e-4)
+    check(
+        "matmul_batched",
+        [a, b, Out(batch * m * p), batch, m, n, p, a_stride * m * n, b_stride * n * p],
+        dtype,
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 @needs_gpu
@@ -238,7 +269,12 @@ def conv_geometry(n, spatial, cin, kernel, cout, stride=1, pad=0, dil=1, idil=1,
         v = (v,) * rank if isinstance(v, int) else tuple(v)
         return (fill,) * (3 - len(v)) + v
 
-    stride, pad, dil, idil = per_axis(stride, 1), per_axis(pad, 0), per_axis(dil, 1), per_axis(idil, 1)
+    stride, pad, dil, idil = (
+        per_axis(stride, 1),
+        per_axis(pad, 0),
+        per_axis(dil, 1),
+        per_axis(idil, 1),
+    )
     outs = []
     for i in range(3):
         dilated = (spatial[i] - 1) * idil[i] + 1
@@ -258,6 +294,8 @@ CONVS = [
     dict(n=2, spatial=(5, 6, 7), cin=3, kernel=(2, 3, 3), cout=4, stride=2, pad=1),  # 3-D
     dict(n=3, spatial=(17,), cin=2, kernel=(5,), cout=3, stride=3, pad=2),  # 1-D
     dict(n=64, spatial=(16, 16), cin=8, kernel=(3, 3), cout=8, pad=1),  # long K: split-K
+    dict(n=2, spatial=(7, 6), cin=40, kernel=(3, 3), cout=70, pad=1, groups=2),  # wide channels
+    dict(n=3, spatial=(80, 80), cin=24, kernel=(3, 3), cout=48, stride=2, pad=1),  # N64 tile
 ]
 
 
