@@ -105,36 +105,39 @@ def needle_times(layer, batch, device, repeat):
     return geom, median_ms(timed(forward), repeat), median_ms(timed(forward_backward), repeat)
 
 
+def _torch_format_times(torch, layer, batch, repeat, memory_format):
+    _, cin, cout, k, s, hw, groups, d, input_grad = layer
+    pad = d * (k - 1) // 2
+    conv2d = torch.nn.functional.conv2d
+    x = torch.randn(batch, cin, hw, hw).to(memory_format=memory_format)
+    w = torch.randn(cout, cin // groups, k, k).to(memory_format=memory_format)
+    xv = x.clone().requires_grad_(input_grad)
+    wv = w.clone().requires_grad_(True)
+    with torch.no_grad():
+        g = torch.ones_like(conv2d(x, w, None, s, pad, d, groups))
+
+    def forward():
+        with torch.no_grad():
+            conv2d(x, w, None, s, pad, d, groups)
+
+    def forward_backward():
+        conv2d(xv, wv, None, s, pad, d, groups).backward(g)
+
+    return median_ms(forward, repeat), median_ms(forward_backward, repeat)
+
+
 def torch_times(layer, batch, repeat):
+    """PyTorch's (forward, forward+backward) ms: the faster of NCHW and channels_last."""
     try:
         import torch
     except ImportError:
         return None, None
     torch.set_num_threads(2)
-    _, cin, cout, k, s, hw, groups, d, input_grad = layer
-    pad = d * (k - 1) // 2
-    best_fwd = best_both = float("inf")
-    for fmt in (torch.contiguous_format, torch.channels_last):
-        x = torch.randn(batch, cin, hw, hw).to(memory_format=fmt)
-        w = torch.randn(cout, cin // groups, k, k).to(memory_format=fmt)
-        xv = x.clone().requires_grad_(input_grad)
-        wv = w.clone().requires_grad_(True)
-        g = None
-
-        def forward():
-            with torch.no_grad():
-                torch.nn.functional.conv2d(x, w, None, s, pad, d, groups)
-
-        def forward_backward():
-            nonlocal g
-            y = torch.nn.functional.conv2d(xv, wv, None, s, pad, d, groups)
-            if g is None:
-                g = torch.ones_like(y)
-            y.backward(g)
-
-        best_fwd = min(best_fwd, median_ms(forward, repeat))
-        best_both = min(best_both, median_ms(forward_backward, repeat))
-    return best_fwd, best_both
+    times = [
+        _torch_format_times(torch, layer, batch, repeat, fmt)
+        for fmt in (torch.contiguous_format, torch.channels_last)
+    ]
+    return min(t[0] for t in times), min(t[1] for t in times)
 
 
 def main():

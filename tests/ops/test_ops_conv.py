@@ -440,8 +440,9 @@ def test_conv_bad_arguments(x_shape, w_shape, kwargs, match):
 def test_conv_bad_operands(device):
     x = ndl.Tensor(np.zeros((1, 4, 4, 2)), device=device, dtype="float32")
     w64 = ndl.Tensor(np.zeros((3, 3, 2, 2)), device=device, dtype="float64")
-    with pytest.raises(ValueError, match="dtypes"):
-        ndl.conv(x, w64)
+    if ndl.BACKEND == "nd":  # NumPy mode mixes dtypes as NumPy does
+        with pytest.raises(ValueError, match="dtypes"):
+            ndl.conv(x, w64)
     with pytest.raises(TypeError, match="Tensors"):
         ndl.conv(x, np.zeros((3, 3, 2, 2)))
     others = [d for d in ndl.all_devices() if d != device]

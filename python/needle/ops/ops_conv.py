@@ -434,10 +434,6 @@ class ConvWeightGrad(TensorOp):
 
 
 # --- kernel flip + per-group channel swap ----------------------------------------------------
-def _permute(x, axes):
-    return x.transpose(axes) if isinstance(x, numpy.ndarray) else x.permute(axes)
-
-
 def _contiguous(x):
     return numpy.ascontiguousarray(x) if isinstance(x, numpy.ndarray) else x.compact()
 
@@ -455,10 +451,17 @@ class FlipSwapKernel(TensorOp):
     def compute(self, b):
         *kernel, cg, cout = b.shape
         nd, G = len(kernel), self.groups
-        x = _contiguous(b).reshape((*kernel, cg, G, cout // G))
-        x = x[(slice(None, None, -1),) * nd]
-        x = _permute(x, (*range(nd), nd + 2, nd + 1, nd))
-        return _contiguous(x).reshape((*kernel, cout // G, G * cg))
+        co = cout // G
+        if isinstance(b, numpy.ndarray):
+            x = numpy.ascontiguousarray(b).reshape((*kernel, cg, G, co))
+            x = x[(slice(None, None, -1),) * nd].transpose((*range(nd), nd + 2, nd + 1, nd))
+            return numpy.ascontiguousarray(x).reshape((*kernel, co, G * cg))
+        # One strided view (negative strides from the last tap) and one copy.
+        b = b.compact()
+        last = b[tuple(slice(k - 1, k) for k in kernel)]
+        strides = (*(-s for s in b.strides[:nd]), 1, co, cout)
+        view = last.as_strided((*kernel, co, G, cg), strides)
+        return view.compact().reshape((*kernel, co, G * cg))
 
     def gradient(self, out_grad, node):
         return FlipSwapKernel(self.groups)(out_grad)
