@@ -183,7 +183,9 @@ class ConvGeometry:
 
 
 def _frozen(value):
-    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+    if isinstance(value, (list, tuple, numpy.ndarray)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def conv_geometry(
@@ -204,6 +206,10 @@ def conv_geometry(
         ValueError naming the argument and quoting the shapes.
     """
     key = (tuple(a_shape), tuple(b_shape), _frozen(stride), _frozen(padding), _frozen(dilation))
+    try:
+        hash(key + (groups,))
+    except TypeError:  # e.g. a NumPy array argument: validate without the cache
+        return _conv_geometry.__wrapped__(*key, groups, op)
     return _conv_geometry(*key, groups, op)
 
 
