@@ -274,7 +274,7 @@ void reduce(const char* fn, const CudaArray& a, CudaArray& out, int64_t reduce_s
 // ---- matmul --------------------------------------------------------------------------------------
 int to_dim(const char* fn, const char* name, int64_t v) {
   check_nonneg(fn, name, v);
-  if (v > std::numeric_limits<int>::max()) {
+  if (v > std::numeric_limits<int>::max() - 1024) {
     throw std::invalid_argument(std::string(fn) + ": " + name + " = " + std::to_string(v) +
                                 " exceeds the CUDA GEMM's int range");
   }

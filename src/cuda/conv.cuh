@@ -156,11 +156,17 @@ __global__ void depthwise_backward_weight_kernel(const T* x, const T* gy, T* dw,
   }
 }
 
-// True when every index of the call (input, output, workspace, weight) fits in int.
+// True when every index of the call (input, output, workspace, weight, window positions)
+// fits in int.
 inline bool conv_fits_int(const ConvGeom& g, int64_t workspace_elems) {
   const int64_t lim = std::numeric_limits<int>::max() / 2;
+  auto reach = [&](int64_t out, int64_t s, int64_t k, int64_t d, int64_t p) {
+    return out * s + k * d + (p < 0 ? -p : p) < lim;
+  };
   return g.N * g.D * g.H * g.W * g.C < lim && g.N * g.OD * g.OH * g.OW * g.Co < lim &&
-         workspace_elems < lim && g.KD * g.KH * g.KW * g.C * g.Co < lim;
+         workspace_elems < lim && g.KD * g.KH * g.KW * g.C * g.Co < lim &&
+         reach(g.OD, g.sd, g.KD, g.dd, g.pd) && reach(g.OH, g.sh, g.KH, g.dh, g.ph) &&
+         reach(g.OW, g.sw, g.KW, g.dw, g.pw);
 }
 
 inline bool conv_is_pointwise(const ConvGeom& g) {
@@ -169,8 +175,9 @@ inline bool conv_is_pointwise(const ConvGeom& g) {
          g.OH == g.H && g.OW == g.W;
 }
 
+// GEMM sizes stay a tile below INT_MAX so that no tile index overflows.
 inline int to_int(int64_t v, const char* what) {
-  if (v > std::numeric_limits<int>::max()) {
+  if (v > std::numeric_limits<int>::max() - 1024) {
     throw std::invalid_argument(std::string("conv: ") + what + " = " + std::to_string(v) +
                                 " is too large for the CUDA GEMM");
   }
@@ -179,6 +186,11 @@ inline int to_int(int64_t v, const char* what) {
 
 // Samples per im2col block.
 inline int64_t conv_batch_block(const ConvGeom& g, size_t itemsize) {
+  const double approx = double(g.OD) * g.OH * g.OW * g.KD * g.KH * g.KW * g.C * itemsize;
+  if (approx > double(int64_t(1) << 50)) {
+    throw std::invalid_argument("conv: the im2col matrix of one sample would take " +
+                                std::to_string(approx) + " bytes");
+  }
   const int64_t per_sample = g.OD * g.OH * g.OW * g.KD * g.KH * g.KW * g.C * int64_t(itemsize);
   if (per_sample <= 0) return g.N;
   return std::max<int64_t>(1, std::min<int64_t>(g.N, workspace_limit() / per_sample));

@@ -2,12 +2,11 @@
 // batch strides, used by matmul, matmul_batched and both convolution kernels.
 //
 // Kernel: a BM x BN block tile of C per thread block, staged through shared memory in
-// BK-deep slices; each thread accumulates a TM x TN register tile whose rows and columns are
-// interleaved across the block (row tr + i * BM/TM, column tc + j * BN/TN), so shared-memory
-// reads of B are consecutive across a warp and those of A are broadcasts. Every global load
-// and store is guarded, so any M, N, K is correct (zeros are staged outside the matrices).
-// A tile is stored k-major (As[k][i]) with 4 elements of padding per row so that the
-// transposing store is free of bank conflicts.
+// BK-deep slices (double-buffered); each thread accumulates a TM x TN register tile made of
+// 4 x 4 groups spread across the block, read from shared memory four values at a time.
+// Every global load and store is guarded, so any M, N, K is correct (zeros are staged
+// outside the matrices). A tile is stored k-major (As[k][i]) with 4 elements of padding per
+// row so that the transposing store is free of bank conflicts.
 //
 // Split-K: when the output has too few tiles to fill the GPU, the K range is split over
 // grid z and the partial products are added with atomicAdd into a zeroed C.
