@@ -48,6 +48,19 @@ decltype(auto) dispatch(DType d, F&& f) {
   return f(double{});
 }
 
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+/// Native SIMD width and GCC vector types of that width (the compiler picks the instructions).
+template <class T> struct VecOf;
+template <> struct VecOf<float> { typedef float type __attribute__((vector_size(kVecBytes))); };
+template <> struct VecOf<double> { typedef double type __attribute__((vector_size(kVecBytes))); };
+
 // ---- the buffer pool ----------------------------------------------------------------------
 
 /// Size-keyed free lists of 64-byte aligned buffers.  A fresh large allocation costs page

@@ -14,18 +14,6 @@
 namespace needle {
 namespace cpu {
 
-#if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVecBytes = 32;
-#else
-constexpr int kVecBytes = 16;
-#endif
-
-template <class T> struct VecOf;
-template <> struct VecOf<float> { typedef float type __attribute__((vector_size(kVecBytes))); };
-template <> struct VecOf<double> { typedef double type __attribute__((vector_size(kVecBytes))); };
-
 /// Block sizes.  The micro-kernel keeps an MR x NR tile of C in registers: with AVX-512
 /// (32 vector registers) 12 rows x 2 vectors = 24 accumulators plus the B vectors and a
 /// broadcast, enough independent FMAs to cover the FMA latency on both ports.  With

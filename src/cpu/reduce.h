@@ -20,26 +20,39 @@ struct SumReducer {
 struct MaxReducer {
   template <class T> static T init() { return -std::numeric_limits<T>::infinity(); }
   template <class T> static T combine(T a, T b) { return nan_max(a, b); }
+  template <class V> static V combine_vec(V a, V b) {
+    return (a > b) | (a != a) ? a : b;  // lane-wise nan_max
+  }
 };
 
-/// Reduce a[0:n] with 16 independent accumulators (a loop the compiler vectorizes).
+template <class V>
+inline V combine_vec(SumReducer, V a, V b) { return a + b; }
+template <class V>
+inline V combine_vec(MaxReducer, V a, V b) { return MaxReducer::combine_vec(a, b); }
+
+/// Reduce a[0:n] with 4 vector accumulators (4 x 16 float lanes on AVX-512).
 template <class R, class T>
 T reduce_segment(const T* a, std::int64_t n) {
-  constexpr int L = 16;
-  if (n < L) {
-    T v = R::template init<T>();
-    for (std::int64_t i = 0; i < n; ++i) v = R::combine(v, a[i]);
-    return v;
-  }
-  T acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = R::template init<T>();
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T)), U = 4;
+  T v = R::template init<T>();
   std::int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int j = 0; j < L; ++j) acc[j] = R::combine(acc[j], a[i + j]);
-  for (int j = 0; i < n; ++i, ++j) acc[j] = R::combine(acc[j], a[i]);
-  for (int w = L / 2; w > 0; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] = R::combine(acc[j], acc[j + w]);
-  return acc[0];
+  if (n >= U * VW) {
+    V acc[U];
+    for (int u = 0; u < U; ++u) acc[u] = V{} + R::template init<T>();
+    for (; i + U * VW <= n; i += U * VW)
+      for (int u = 0; u < U; ++u) {
+        V x;
+        std::memcpy(&x, a + i + u * VW, sizeof(V));
+        acc[u] = combine_vec(R{}, acc[u], x);
+      }
+    acc[0] = combine_vec(R{}, combine_vec(R{}, acc[0], acc[1]), combine_vec(R{}, acc[2], acc[3]));
+    T lanes[VW];
+    std::memcpy(lanes, &acc[0], sizeof(V));
+    for (int l = 0; l < VW; ++l) v = R::combine(v, lanes[l]);
+  }
+  for (; i < n; ++i) v = R::combine(v, a[i]);
+  return v;
 }
 
 template <class R, class T>
