@@ -42,7 +42,9 @@ DType parse_dtype(const std::string& name) {
 // A flat device buffer of `size` elements of `dtype`.
 struct CudaArray {
   CudaArray(int64_t n, const std::string& dtype_name) : dtype(parse_dtype(dtype_name)) {
-    if (n < 0) throw std::invalid_argument("Array: size must be non-negative, got " + std::to_string(n));
+    if (n < 0) {
+      throw std::invalid_argument("Array: size must be non-negative, got " + std::to_string(n));
+    }
     size = n;
     ptr = DevicePool::instance().allocate(bytes());
   }
@@ -83,12 +85,17 @@ void check_dtypes(const char* fn, const CudaArray& a, const CudaArray& out) {
 }
 
 void check_nonneg(const char* fn, const char* name, int64_t v) {
-  if (v < 0) throw std::invalid_argument(std::string(fn) + ": " + name + " must be non-negative, got " + std::to_string(v));
+  if (v < 0) {
+    throw std::invalid_argument(std::string(fn) + ": " + name + " must be non-negative, got " +
+                                std::to_string(v));
+  }
 }
 
 int64_t checked_mul(const char* fn, int64_t a, int64_t b) {
   int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw std::invalid_argument(std::string(fn) + ": size overflows int64");
+  if (__builtin_mul_overflow(a, b, &r)) {
+    throw std::invalid_argument(std::string(fn) + ": size overflows int64");
+  }
   return r;
 }
 
@@ -103,8 +110,9 @@ int64_t checked_prod(const char* fn, const std::vector<int64_t>& shape) {
 
 // The view (shape, strides, offset) must address only elements of a buffer of `size`;
 // strides may be negative or zero. Returns the number of elements of the view.
-int64_t check_view(const char* fn, const char* what, int64_t size, const std::vector<int64_t>& shape,
-                   const std::vector<int64_t>& strides, int64_t offset) {
+int64_t check_view(const char* fn, const char* what, int64_t size,
+                   const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                   int64_t offset) {
   if (shape.size() != strides.size()) {
     throw std::invalid_argument(std::string(fn) + ": shape " + shape_str(shape) + " and strides " +
                                 shape_str(strides) + " differ in length");
@@ -271,7 +279,7 @@ void reduce(const char* fn, const CudaArray& a, CudaArray& out, int64_t reduce_s
   });
 }
 
-// ---- matmul --------------------------------------------------------------------------------------
+// ---- matmul -------------------------------------------------------------------------------
 int to_dim(const char* fn, const char* name, int64_t v) {
   check_nonneg(fn, name, v);
   if (v > std::numeric_limits<int>::max() - 1024) {
@@ -518,12 +526,17 @@ PYBIND11_MODULE(ndarray_backend_cuda, m) {
     return old;
   }, py::arg("bytes") = 0);
 
-  m.def("to_numpy", &to_numpy, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
+  m.def("to_numpy", &to_numpy,
+        py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
   m.def("from_numpy", &from_numpy, py::arg("a"), py::arg("out"));
   m.def("fill", &fill, py::arg("out"), py::arg("val"));
-  m.def("compact", &compact, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
-  m.def("ewise_setitem", &ewise_setitem, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
-  m.def("scalar_setitem", &scalar_setitem, py::arg("size"), py::arg("val"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
+  m.def("compact", &compact,
+        py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
+  m.def("ewise_setitem", &ewise_setitem,
+        py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"), py::arg("offset"));
+  m.def("scalar_setitem", &scalar_setitem,
+        py::arg("size"), py::arg("val"), py::arg("out"), py::arg("shape"), py::arg("strides"),
+        py::arg("offset"));
 
   NEEDLE_EWISE(ewise_add, OpAdd);
   NEEDLE_SCALAR(scalar_add, OpAdd);
@@ -570,14 +583,19 @@ PYBIND11_MODULE(ndarray_backend_cuda, m) {
     reduce<ReduceMax>("reduce_max", a, out, reduce_size);
   }, py::arg("a"), py::arg("out"), py::arg("reduce_size"));
 
-  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"));
+  m.def("matmul", &matmul,
+        py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"));
   m.def("matmul_batched", &matmul_batched, py::arg("a"), py::arg("b"), py::arg("out"),
         py::arg("batch"), py::arg("m"), py::arg("n"), py::arg("p"), py::arg("a_batch_stride"),
         py::arg("b_batch_stride"));
-  m.def("matmul_tiled", &matmul_tiled, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"));
+  m.def("matmul_tiled", &matmul_tiled,
+        py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"), py::arg("p"));
 
-  m.def("conv_forward", &conv_forward_fn, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("geom"));
-  m.def("conv_backward_weight", &conv_backward_weight_fn, py::arg("a"), py::arg("grad"), py::arg("out"), py::arg("geom"));
+  m.def("conv_forward", &conv_forward_fn,
+        py::arg("a"), py::arg("b"), py::arg("out"), py::arg("geom"));
+  m.def("conv_backward_weight", &conv_backward_weight_fn,
+        py::arg("a"), py::arg("grad"), py::arg("out"), py::arg("geom"));
   m.def("maxpool_forward", &maxpool_forward_fn, py::arg("a"), py::arg("out"), py::arg("geom"));
-  m.def("maxpool_backward", &maxpool_backward_fn, py::arg("a"), py::arg("grad"), py::arg("out"), py::arg("geom"));
+  m.def("maxpool_backward", &maxpool_backward_fn,
+        py::arg("a"), py::arg("grad"), py::arg("out"), py::arg("geom"));
 }

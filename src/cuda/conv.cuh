@@ -201,9 +201,11 @@ void launch_im2col_tps(const T* x, T* cols, const ConvGeomT<I>& g, I n0, I nb, I
                        int64_t Cg) {
   // threads per segment: the power of two that covers Cg, at most a warp
   if (Cg >= 17) {
-    im2col_kernel<T, I, 32><<<grid_for(int64_t(segments) * 32), kThreads>>>(x, cols, g, n0, nb, segments);
+    im2col_kernel<T, I, 32>
+        <<<grid_for(int64_t(segments) * 32), kThreads>>>(x, cols, g, n0, nb, segments);
   } else if (Cg >= 5) {
-    im2col_kernel<T, I, 8><<<grid_for(int64_t(segments) * 8), kThreads>>>(x, cols, g, n0, nb, segments);
+    im2col_kernel<T, I, 8>
+        <<<grid_for(int64_t(segments) * 8), kThreads>>>(x, cols, g, n0, nb, segments);
   } else {
     im2col_kernel<T, I, 1><<<grid_for(segments), kThreads>>>(x, cols, g, n0, nb, segments);
   }
@@ -248,7 +250,8 @@ void launch_depthwise_backward_weight(const T* x, const T* gy, T* dw, const Conv
   if (taps > 2147483647 || row_blocks > 65535) {
     throw std::invalid_argument("conv: depthwise weight gradient grid too large");
   }
-  const int threads = static_cast<int>(std::min<int64_t>(kThreads, ceil_div<int64_t>(g.Co, 32) * 32));
+  const int threads =
+      static_cast<int>(std::min<int64_t>(kThreads, ceil_div<int64_t>(g.Co, 32) * 32));
   dim3 grid(static_cast<unsigned>(taps), static_cast<unsigned>(row_blocks));
   if (conv_fits_int(g, 0)) {
     depthwise_backward_weight_kernel<T, int><<<grid, threads>>>(x, gy, dw, g.as<int>(), int(rows),

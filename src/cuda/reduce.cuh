@@ -102,7 +102,8 @@ void launch_reduce(const T* a, T* out, int64_t rows, int64_t size) {
   const int64_t want_segments = int64_t(sm_count()) * 4;
   int64_t chunks = 1;
   if (rows < want_segments) {
-    chunks = std::min<int64_t>(ceil_div<int64_t>(want_segments, rows), ceil_div<int64_t>(size, 4096));
+    chunks = std::min<int64_t>(ceil_div<int64_t>(want_segments, rows),
+                               ceil_div<int64_t>(size, 4096));
     chunks = std::max<int64_t>(chunks, 1);
   }
   const int64_t chunk = ceil_div<int64_t>(size, chunks);
