@@ -693,6 +693,66 @@ def test_results_are_fresh(device, dtype):
     check(a, x, dtype)
 
 
+# --- large arrays: vectorized bodies, remainders and multithreaded paths of the kernels -----
+@pytest.fixture
+def large(device, dtype):
+    """A (301, 257) array (~77k elements, odd sizes) and a reversed, stepped, permuted view."""
+    need(device, dtype)
+    x = np.random.randn(301, 257).astype(dtype)
+    a = nd.array(x, dtype=dtype, device=device)
+    return a, x, a.permute((1, 0))[::-1, ::2], x.T[::-1, ::2]
+
+
+def test_large_compact_and_setitem(large, dtype):
+    a, x, v, vx = large
+    check(v.compact(), vx, dtype)
+    check(v.reshape((-1,)), vx.reshape(-1), dtype)
+    a[::-1, 1::3] = nd.array(np.ones((301, 86)), dtype=dtype, device=a.device) * 2.0
+    x[::-1, 1::3] = 2.0
+    check(a, x, dtype)
+    a[:, 2:] = -1.0
+    x[:, 2:] = -1.0
+    check(a, x, dtype)
+
+
+def test_large_elementwise(large, dtype):
+    a, x, v, vx = large
+    b, y = v * 0.5 + 1.0, vx * 0.5 + 1.0
+    check(b, y, dtype)
+    check(v + b, vx + y, dtype)
+    check(v * b, vx * y, dtype)
+    check(v / b, vx / y, dtype, scale=10)
+    check(v.maximum(b), np.maximum(vx, y), dtype)
+    check(v >= b, (vx >= y).astype(dtype), dtype)
+    check(v.maximum(0.25), np.maximum(vx, 0.25), dtype)
+    check(v.exp(), np.exp(vx), dtype)
+    check(v.tanh(), np.tanh(vx), dtype)
+    check(v.sigmoid(), 1 / (1 + np.exp(-vx)), dtype)
+    check(v.relu(), np.maximum(vx, 0), dtype)
+    check(v.abs().log(), np.log(np.abs(vx)), dtype, scale=10)
+    check(v**2, vx**2, dtype)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, (0, 1)], ids=str)
+def test_large_reductions(large, dtype, axis):
+    a, x, v, vx = large
+    check(a.sum(axis=axis), x.sum(axis=axis), dtype, scale=100)
+    check(a.max(axis=axis), x.max(axis=axis), dtype)
+    check(v.sum(axis=axis), vx.sum(axis=axis), dtype, scale=100)
+    check(v.max(axis=axis, keepdims=True), vx.max(axis=axis, keepdims=True), dtype)
+
+
+def test_large_max_propagates_nan(large, dtype):
+    a, x, _, _ = large
+    for i, j in [(0, 3), (150, 200), (300, 256)]:  # inside the vector loop and in the tail
+        a[i, j] = float("nan")
+        x[i, j] = np.nan
+    check(a.max(), x.max(), dtype)
+    check(a.max(axis=1), x.max(axis=1), dtype)
+    check(a.max(axis=0), x.max(axis=0), dtype)
+    check(a.maximum(0.0), np.maximum(x, 0.0), dtype)
+
+
 # --- reductions -------------------------------------------------------------------------
 REDUCE_LAYOUTS = {
     "compact": ((2, 3, 4), []),
