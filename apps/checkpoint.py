@@ -2,8 +2,8 @@
 state, epoch, RNG states and history, in one pickle of NumPy arrays and plain Python values.
 
 Model tensors come from ``Module.state_dict()`` (parameters and buffers such as BatchNorm's
-``running_mean``).  Optimizer state comes from ``Optimizer.state_dict()`` (per-parameter buffers keyed by
-the parameter's position).
+``running_mean``).  Optimizer state comes from ``Optimizer.state_dict()`` (per-parameter
+buffers keyed by the parameter's position).
 """
 
 import os

@@ -44,17 +44,28 @@ def to_tensor(batch, device=None, dtype="float32"):
         if device is None or batch.device == device:
             return batch.detach()
         batch = batch.numpy()
-    return ndl.Tensor(np.asarray(batch, dtype=dtype), device=device, dtype=dtype,
-                      requires_grad=False)
+    return ndl.Tensor(
+        np.asarray(batch, dtype=dtype), device=device, dtype=dtype, requires_grad=False
+    )
 
 
 def _labels_numpy(y):
     return (y.numpy() if isinstance(y, ndl.Tensor) else np.asarray(y)).astype(np.int64).ravel()
 
 
-def run_epoch(model, batches: Iterable, loss_fn, opt=None, *, device=None, dtype="float32",
-              on_step: Optional[Callable[[int], None]] = None, progress: bool = False,
-              desc: str = "", total: Optional[int] = None) -> EpochResult:
+def run_epoch(
+    model,
+    batches: Iterable,
+    loss_fn,
+    opt=None,
+    *,
+    device=None,
+    dtype="float32",
+    on_step: Optional[Callable[[int], None]] = None,
+    progress: bool = False,
+    desc: str = "",
+    total: Optional[int] = None,
+) -> EpochResult:
     """One pass over ``batches``: train when ``opt`` is given, else evaluate.
 
     Args:
@@ -97,8 +108,12 @@ def run_epoch(model, batches: Iterable, loss_fn, opt=None, *, device=None, dtype
             seen += n
             if bar is not None:
                 elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{loss_sum / seen:.4f}",
+                    acc=f"{correct / seen:.4f}",
+                    img_s=f"{seen / max(elapsed, 1e-9):.0f}",
+                    refresh=False,
+                )
                 bar.update(1)
     finally:
         if bar is not None:
@@ -114,7 +129,7 @@ def minibatches(X, y, batch_size, shuffle=False, rng=None):
     n = len(X)
     order = (rng if rng is not None else np.random).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield X[idx], y[idx]
 
 

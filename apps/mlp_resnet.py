@@ -13,20 +13,23 @@ __all__ = ["ResidualBlock", "MLPResNet", "epoch", "train_mnist"]
 def ResidualBlock(dim, hidden_dim, norm=nn.BatchNorm1d, drop_prob=0.1):
     """``relu(x + norm(Linear(drop(relu(norm(Linear(x)))))))``, built in execution order."""
     return nn.Sequential(
-        nn.Residual(nn.Sequential(
-            nn.Linear(dim, hidden_dim),
-            norm(hidden_dim),
-            nn.ReLU(),
-            nn.Dropout(drop_prob),
-            nn.Linear(hidden_dim, dim),
-            norm(dim),
-        )),
+        nn.Residual(
+            nn.Sequential(
+                nn.Linear(dim, hidden_dim),
+                norm(hidden_dim),
+                nn.ReLU(),
+                nn.Dropout(drop_prob),
+                nn.Linear(hidden_dim, dim),
+                norm(dim),
+            )
+        ),
         nn.ReLU(),
     )
 
 
-def MLPResNet(dim, hidden_dim=100, num_blocks=3, num_classes=10, norm=nn.BatchNorm1d,
-              drop_prob=0.1):
+def MLPResNet(
+    dim, hidden_dim=100, num_blocks=3, num_classes=10, norm=nn.BatchNorm1d, drop_prob=0.1
+):
     """Linear -> ReLU -> ``num_blocks`` ResidualBlocks (hidden ``hidden_dim // 2``) -> Linear."""
     return nn.Sequential(
         nn.Linear(dim, hidden_dim),
@@ -57,8 +60,15 @@ def epoch(dataloader, model, opt=None):
     return errors / seen, loss_sum / seen
 
 
-def train_mnist(batch_size=100, epochs=10, optimizer=ndl.optim.Adam, lr=0.001, weight_decay=0.001,
-                hidden_dim=100, data_dir="data"):
+def train_mnist(
+    batch_size=100,
+    epochs=10,
+    optimizer=ndl.optim.Adam,
+    lr=0.001,
+    weight_decay=0.001,
+    hidden_dim=100,
+    data_dir="data",
+):
     """Train ``MLPResNet(784, hidden_dim)`` on MNIST in ``data_dir``.
 
     Returns ``(train_err, train_loss, test_err, test_loss)`` of the last epoch.

@@ -25,8 +25,9 @@ __all__ = [
 
 # --- hw1 ------------------------------------------------------------------------------------
 
+
 def parse_mnist(image_filename, label_filename):
-    """Read gzipped MNIST idx files: ``X`` float32 ``(N, 784)`` in [0, 1] and ``y`` uint8 ``(N,)``."""
+    """Read gzipped MNIST idx files: ``X`` float32 ``(N, 784)`` in [0, 1], ``y`` uint8 ``(N,)``."""
     images = read_idx(image_filename)
     X = images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0)
     return X, read_idx(label_filename).astype(np.uint8)
@@ -50,8 +51,8 @@ def nn_epoch(X, y, W1, W2, lr=0.1, batch=100):
     Returns new (detached) ``(W1, W2)`` Tensors.
     """
     for start in range(0, X.shape[0], batch):
-        Xb = ndl.Tensor(X[start:start + batch])
-        yb = y[start:start + batch]
+        Xb = ndl.Tensor(X[start : start + batch])
+        yb = y[start : start + batch]
         Z = ndl.relu(Xb @ W1) @ W2
         loss = softmax_loss(Z, ndl.Tensor(_one_hot(yb, W2.shape[1])))
         loss.backward()
@@ -68,7 +69,8 @@ def loss_err(h, y):
 
 # --- hw4: CIFAR-10 --------------------------------------------------------------------------
 
-def epoch_general_cifar10(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None):
+
+def epoch_general_cifar10(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None):  # noqa: B008
     """One pass over ``dataloader``: train when ``opt`` is given, else evaluate.
 
     Returns ``(average accuracy, average loss)`` over all samples.
@@ -78,8 +80,15 @@ def epoch_general_cifar10(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None)
     return result.accuracy, result.loss
 
 
-def train_cifar10(model, dataloader, n_epochs=1, optimizer=ndl.optim.Adam, lr=0.001,
-                  weight_decay=0.001, loss_fn=nn.SoftmaxLoss):
+def train_cifar10(
+    model,
+    dataloader,
+    n_epochs=1,
+    optimizer=ndl.optim.Adam,
+    lr=0.001,
+    weight_decay=0.001,
+    loss_fn=nn.SoftmaxLoss,
+):
     """Train ``n_epochs``; returns ``(accuracy, loss)`` of the last epoch."""
     np.random.seed(4)
     opt = optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -24,16 +24,24 @@ import time
 
 import numpy as np
 
+import needle as ndl  # noqa: E402  (apps/__init__ makes the in-tree package importable)
+import needle.nn as nn  # noqa: E402
+
 from . import checkpoint as ckpt
 from .datasets import DataError, adapt_images, load_data
 from .engine import SCHEDULES, minibatches, num_batches, run_epoch, scheduled_lr
 from .models import MODELS, build_model, count_parameters
 
-import needle as ndl  # noqa: E402  (apps/__init__ makes the in-tree package importable)
-import needle.nn as nn  # noqa: E402
-
-HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
-                  "images_per_s")
+HISTORY_FIELDS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+    "images_per_s",
+)
 
 
 class UsageError(Exception):
@@ -46,15 +54,25 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    p = _Parser(prog="python -m apps.train", description=__doc__.split("\n")[0],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(
+        prog="python -m apps.train",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--model", default="cnn", help=f"one of: {', '.join(MODELS)}")
-    p.add_argument("--data", default="embedded",
-                   help="'embedded' (MNIST subset in apps/data), 'mnist:DIR' or 'cifar10:DIR'")
+    p.add_argument(
+        "--data",
+        default="embedded",
+        help="'embedded' (MNIST subset in apps/data), 'mnist:DIR' or 'cifar10:DIR'",
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 0.003 for adam, 0.05 for sgd)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (default 0.01 for adam, 0.1 for sgd)",
+    )
     p.add_argument("--optimizer", default="adam", help="adam or sgd (momentum 0.9)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", default="onecycle", help=f"one of: {', '.join(SCHEDULES)}")
@@ -64,8 +82,9 @@ def build_parser():
     p.add_argument("--checkpoint", default=None, help="save model+optimizer here every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint's model")
-    p.add_argument("--limit", type=int, default=None,
-                   help="use only the first N train and N test examples")
+    p.add_argument(
+        "--limit", type=int, default=None, help="use only the first N train and N test examples"
+    )
     p.add_argument("--out", default=None, help="folder for curves (default runs/MODEL)")
     p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     return p
@@ -77,8 +96,9 @@ def check_args(args):
     if args.optimizer not in ("adam", "sgd"):
         raise UsageError(f"unknown optimizer {args.optimizer!r}; choose adam or sgd")
     if args.schedule not in SCHEDULES:
-        raise UsageError(f"unknown schedule {args.schedule!r}; choose one of: "
-                         f"{', '.join(SCHEDULES)}")
+        raise UsageError(
+            f"unknown schedule {args.schedule!r}; choose one of: {', '.join(SCHEDULES)}"
+        )
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -89,7 +109,7 @@ def check_args(args):
     if (args.resume or args.eval_only) and not os.path.isfile(args.checkpoint):
         raise UsageError(f"checkpoint not found: {args.checkpoint}")
     if args.lr is None:
-        args.lr = 0.003 if args.optimizer == "adam" else 0.05
+        args.lr = 0.01 if args.optimizer == "adam" else 0.1
 
 
 def pick_device(name):
@@ -97,16 +117,21 @@ def pick_device(name):
     if name is None:
         if ndl.cpu().enabled():
             return ndl.cpu()
-        print("note: the C++ backend is not built (run `make lib`); using the NumPy backend",
-              file=sys.stderr)
+        print(
+            "note: the C++ backend is not built (run `make lib`); using the NumPy backend",
+            file=sys.stderr,
+        )
         return ndl.cpu_numpy()
     devices = {"cpu": ndl.cpu, "cuda": ndl.cuda, "numpy": ndl.cpu_numpy}
     if name not in devices:
         raise UsageError(f"unknown device {name!r}; choose cpu, cuda or numpy")
     device = devices[name]()
     if not device.enabled():
-        why = "no CUDA GPU or the CUDA backend is not built" if name == "cuda" else \
-            "the C++ backend is not built (run `make lib`)"
+        why = (
+            "no CUDA GPU or the CUDA backend is not built"
+            if name == "cuda"
+            else "the C++ backend is not built (run `make lib`)"
+        )
         raise UsageError(f"--device {name} is not available: {why}")
     return device
 
@@ -114,8 +139,9 @@ def pick_device(name):
 def make_optimizer(args, model):
     if args.optimizer == "adam":
         return ndl.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    return ndl.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9,
-                         weight_decay=args.weight_decay)
+    return ndl.optim.SGD(
+        model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay
+    )
 
 
 def prepare(args):
@@ -129,8 +155,14 @@ def prepare(args):
         train = type(train)(adapt_images(train.X, model_cls.input_shape), train.y)
         test = type(test)(adapt_images(test.X, model_cls.input_shape), test.y)
     np.random.seed(args.seed)  # model initialization draws from the global NumPy RNG
-    model = build_model(args.model, in_channels=train.X.shape[1], num_classes=data.num_classes,
-                        device=device, dtype=args.dtype)
+    model = build_model(
+        args.model,
+        in_channels=train.X.shape[1],
+        num_classes=data.num_classes,
+        image_size=train.X.shape[2:],
+        device=device,
+        dtype=args.dtype,
+    )
     opt = make_optimizer(args, model)
     state = {"epoch": 0, "history": [], "loader_rng": np.random.RandomState(args.seed)}
     if args.resume or args.eval_only:
@@ -142,8 +174,10 @@ def restore(args, model, opt, state):
     try:
         payload = ckpt.load(args.checkpoint)
         if payload["model"] != args.model:
-            raise ValueError(f"it holds a {payload['model']!r} model, not {args.model!r} "
-                             f"(pass --model {payload['model']})")
+            raise ValueError(
+                f"it holds a {payload['model']!r} model, not {args.model!r} "
+                f"(pass --model {payload['model']})"
+            )
         ckpt.load_model_state(model, payload["model_state"])
         if args.resume:
             ckpt.load_optimizer_state(opt, payload["optimizer_state"])
@@ -157,17 +191,20 @@ def restore(args, model, opt, state):
 
 
 def save_checkpoint(path, args, model, opt, state, interrupted=False):
-    ckpt.save(path, {
-        "model": args.model,
-        "model_state": ckpt.model_state(model),
-        "optimizer": args.optimizer,
-        "optimizer_state": ckpt.optimizer_state(opt),
-        "epoch": state["epoch"],
-        "interrupted": interrupted,
-        "history": state["history"],
-        "rng": {"global": np.random.get_state(), "loader": state["loader_rng"].get_state()},
-        "args": {k: v for k, v in vars(args).items()},
-    })
+    ckpt.save(
+        path,
+        {
+            "model": args.model,
+            "model_state": ckpt.model_state(model),
+            "optimizer": args.optimizer,
+            "optimizer_state": ckpt.optimizer_state(opt),
+            "epoch": state["epoch"],
+            "interrupted": interrupted,
+            "history": state["history"],
+            "rng": {"global": np.random.get_state(), "loader": state["loader_rng"].get_state()},
+            "args": {k: v for k, v in vars(args).items()},
+        },
+    )
 
 
 def write_curves(history, out_dir):
@@ -211,31 +248,61 @@ def fit(args, train, test, device, model, opt, state):
     total_steps = steps * args.epochs
     progress = not args.no_progress
     for epoch in range(state["epoch"], args.epochs):
+
         def on_step(i, epoch=epoch):
             opt.lr = scheduled_lr(args.schedule, args.lr, epoch * steps + i, total_steps)
 
         desc = f"epoch {epoch + 1}/{args.epochs}"
         batches = minibatches(train.X, train.y, args.batch_size, True, state["loader_rng"])
-        tr = run_epoch(model, batches, loss_fn, opt, device=device, dtype=args.dtype,
-                       on_step=on_step, progress=progress, desc=desc, total=steps)
+        tr = run_epoch(
+            model,
+            batches,
+            loss_fn,
+            opt,
+            device=device,
+            dtype=args.dtype,
+            on_step=on_step,
+            progress=progress,
+            desc=desc,
+            total=steps,
+        )
         te = evaluate(args, test, device, model, loss_fn, progress, desc + " test")
         state["epoch"] = epoch + 1
-        state["history"].append({
-            "epoch": epoch + 1, "lr": opt.lr, "train_loss": tr.loss, "train_acc": tr.accuracy,
-            "test_loss": te.loss, "test_acc": te.accuracy, "seconds": round(tr.seconds, 3),
-            "images_per_s": round(tr.images_per_s, 1),
-        })
-        print(f"{desc}  train loss {tr.loss:.4f} acc {100 * tr.accuracy:6.2f}%  "
-              f"test loss {te.loss:.4f} acc {100 * te.accuracy:6.2f}%  "
-              f"lr {opt.lr:.2e}  {tr.images_per_s:,.0f} img/s  {tr.seconds:.1f} s", flush=True)
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                "lr": opt.lr,
+                "train_loss": tr.loss,
+                "train_acc": tr.accuracy,
+                "test_loss": te.loss,
+                "test_acc": te.accuracy,
+                "seconds": round(tr.seconds, 3),
+                "images_per_s": round(tr.images_per_s, 1),
+            }
+        )
+        print(
+            f"{desc}  train loss {tr.loss:.4f} acc {100 * tr.accuracy:6.2f}%  "
+            f"test loss {te.loss:.4f} acc {100 * te.accuracy:6.2f}%  "
+            f"lr {opt.lr:.2e}  {tr.images_per_s:,.0f} img/s  {tr.seconds:.1f} s",
+            flush=True,
+        )
         if args.checkpoint:
             save_checkpoint(args.checkpoint, args, model, opt, state)
 
 
 def evaluate(args, split, device, model, loss_fn, progress, desc):
     batches = minibatches(split.X, split.y, max(args.batch_size, 256))
-    return run_epoch(model, batches, loss_fn, None, device=device, dtype=args.dtype,
-                     progress=progress, desc=desc, total=num_batches(len(split), 256))
+    return run_epoch(
+        model,
+        batches,
+        loss_fn,
+        None,
+        device=device,
+        dtype=args.dtype,
+        progress=progress,
+        desc=desc,
+        total=num_batches(len(split), 256),
+    )
 
 
 def main(argv=None):
@@ -247,13 +314,18 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out_dir = args.out or os.path.join("runs", args.model)
-    print(f"{args.model}: {count_parameters(model):,} parameters | data: {data.name}, "
-          f"{len(train):,} train / {len(test):,} test | device {device} | "
-          f"{args.optimizer} lr {args.lr:g} ({args.schedule}) batch {args.batch_size}", flush=True)
+    print(
+        f"{args.model}: {count_parameters(model):,} parameters | data: {data.name}, "
+        f"{len(train):,} train / {len(test):,} test | device {device} | "
+        f"{args.optimizer} lr {args.lr:g} ({args.schedule}) batch {args.batch_size}",
+        flush=True,
+    )
     if args.eval_only:
         te = evaluate(args, test, device, model, nn.SoftmaxLoss(), not args.no_progress, "test")
-        print(f"test loss {te.loss:.4f} acc {100 * te.accuracy:.2f}% "
-              f"({te.samples:,} images, {te.images_per_s:,.0f} img/s)")
+        print(
+            f"test loss {te.loss:.4f} acc {100 * te.accuracy:.2f}% "
+            f"({te.samples:,} images, {te.images_per_s:,.0f} img/s)"
+        )
         return 0
     if state["epoch"] >= args.epochs:
         print(f"checkpoint is at epoch {state['epoch']} >= --epochs {args.epochs}: nothing to do")
@@ -264,12 +336,17 @@ def main(argv=None):
     except KeyboardInterrupt:
         path = args.checkpoint or os.path.join(out_dir, "interrupted.ckpt")
         save_checkpoint(path, args, model, opt, state, interrupted=True)
-        print(f"\ninterrupted: saved {path} (weights mid-epoch {state['epoch'] + 1}; "
-              f"--resume re-runs that epoch)", file=sys.stderr)
+        print(
+            f"\ninterrupted: saved {path} (weights mid-epoch {state['epoch'] + 1}; "
+            f"--resume re-runs that epoch)",
+            file=sys.stderr,
+        )
         return 130
     last = state["history"][-1]
-    print(f"done in {time.perf_counter() - start:.1f} s: test accuracy "
-          f"{100 * last['test_acc']:.2f}% after {last['epoch']} epochs")
+    print(
+        f"done in {time.perf_counter() - start:.1f} s: test accuracy "
+        f"{100 * last['test_acc']:.2f}% after {last['epoch']} epochs"
+    )
     paths = write_curves(state["history"], out_dir)
     print("curves: " + ", ".join(paths))
     return 0

@@ -80,8 +80,10 @@ def main(argv=None):
     (x_tr, y_tr), (x_te, y_te) = load_pickle(args.source)
     if len(x_tr) != 60000 or len(x_te) != 10000:
         sys.exit(f"error: expected 60000/10000 images, got {len(x_tr)}/{len(x_te)}")
-    parts = {"train": (x_tr[: args.n_train], y_tr[: args.n_train]),
-             "test": (x_te[: args.n_test], y_te[: args.n_test])}
+    parts = {
+        "train": (x_tr[: args.n_train], y_tr[: args.n_train]),
+        "test": (x_te[: args.n_test], y_te[: args.n_test]),
+    }
     for split, (x, y) in parts.items():
         for name, arr in zip(NAMES[split], (x, y)):
             digest = write_gz(os.path.join(args.out, name), idx_bytes(arr))

@@ -102,8 +102,11 @@ def _children(value, path):
         return
     for key, child in items:
         # Sequential keeps its layers in a tuple named `modules`: name them 0, 1, ... directly.
-        sub = path if (key == "modules" and isinstance(value, Module)) else \
-            (f"{path}.{key}" if path else str(key))
+        sub = (
+            path
+            if (key == "modules" and isinstance(value, Module))
+            else (f"{path}.{key}" if path else str(key))
+        )
         if isinstance(child, Module):
             yield sub, child
         elif isinstance(child, (list, tuple, dict)):
@@ -169,15 +172,29 @@ def _config(module, geom):
     parts = [f"k{fmt(kernel)}"]
     if any(s != 1 for s in stride):
         parts.append(f"s{fmt(stride)}")
-    padding = getattr(module, "padding", 0)
-    if padding not in (0, None, (0, 0), (0,), "valid"):
-        parts.append(f"p{padding if isinstance(padding, (int, str)) else fmt(tuple(padding))}")
+    pad = _pad_text(getattr(module, "padding", 0), fmt)
+    if pad:
+        parts.append(f"p{pad}")
     if any(d != 1 for d in dilation):
         parts.append(f"d{fmt(dilation)}")
     groups = getattr(module, "groups", 1)
     if groups not in (1, None):
         parts.append(f"g{groups}")
     return " ".join(parts)
+
+
+def _pad_text(padding, fmt):
+    """``1`` / ``1x2`` for symmetric per-axis padding, ``(0,1)x(0,1)`` for per-side pairs."""
+    if padding is None or isinstance(padding, str):
+        return "" if padding in (None, "valid") else padding
+    if isinstance(padding, int):
+        return str(padding) if padding else ""
+    pads = tuple(tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in padding)
+    if all(lo == hi == 0 for lo, hi in pads):
+        return ""
+    if all(lo == hi for lo, hi in pads):
+        return fmt(tuple(lo for lo, _ in pads))
+    return "x".join(f"({lo},{hi})" for lo, hi in pads)
 
 
 def _macs(module, geom, in_shape, out_shape):
@@ -206,7 +223,7 @@ class _FieldTracker:
         """Largest (r, j) over the graph inputs of ``t``, walking back to known tensors."""
         if id(t) in self.known:
             return self.known[id(t)]
-        stack, order, seen = [t], [], set()
+        stack, seen = [t], set()
         while stack:  # iterative post-order: the graph of a real model is deep
             node = stack[-1]
             pending = [i for i in node.inputs if id(i) not in self.known and id(i) not in seen]
@@ -260,8 +277,14 @@ def _first_tensor(args):
     return None
 
 
-def summary(model: Module, input_shape, *, device=None, dtype="float32",
-            print_fn: Optional[Callable[[str], None]] = print) -> ModelSummary:
+def summary(
+    model: Module,
+    input_shape,
+    *,
+    device=None,
+    dtype="float32",
+    print_fn: Optional[Callable[[str], None]] = print,
+) -> ModelSummary:
     """Run ``model`` once on an input of ``input_shape`` (batch axis included) and report, per
     module call: output shape, parameters, multiply-accumulates, and for conv/pool layers the
     receptive field and jump (effective stride) in input pixels, with totals.
@@ -287,16 +310,24 @@ def summary(model: Module, input_shape, *, device=None, dtype="float32",
     names, modules = _walk_modules(model)
     rows: List[LayerRow] = []
     stack: List[int] = []
-    x = Tensor(np.random.RandomState(0).rand(*input_shape).astype(dtype), device=device,
-               dtype=dtype, requires_grad=True)
+    x = Tensor(
+        np.random.RandomState(0).rand(*input_shape).astype(dtype),
+        device=device,
+        dtype=dtype,
+        requires_grad=True,
+    )
     tracker = _FieldTracker(x, max(len(input_shape) - 2, 0))
 
     def wrap(module):
         original = module.forward
 
         def forward(*args, **kwargs):
-            row = LayerRow(names.get(id(module), type(module).__name__), type(module).__name__,
-                           len(stack), _is_leaf(module))
+            row = LayerRow(
+                names.get(id(module), type(module).__name__),
+                type(module).__name__,
+                len(stack),
+                _is_leaf(module),
+            )
             rows.append(row)
             stack.append(id(module))
             try:
@@ -324,8 +355,9 @@ def summary(model: Module, input_shape, *, device=None, dtype="float32",
     unique = {id(p): p for p in model.parameters()}.values()
     total_params = sum(_prod(p.shape) for p in unique)
     bytes_ = sum(_prod(p.shape) * np.dtype(p.dtype).itemsize for p in unique)
-    result = ModelSummary(rows, input_shape, _shape_of(out), total_params,
-                          sum(r.macs for r in rows if r.leaf), bytes_)
+    result = ModelSummary(
+        rows, input_shape, _shape_of(out), total_params, sum(r.macs for r in rows if r.leaf), bytes_
+    )
     if print_fn is not None:
         print_fn(str(result))
     return result
@@ -370,10 +402,13 @@ def _format(s: ModelSummary):
         shape = str(r.output_shape).replace(" ", "")
         params = f"{r.params:,}" if r.leaf else ""
         macs = f"{r.macs:,}" if r.leaf else ""
-        lines.append((label, r.config, shape, params, macs, _axes(r.receptive_field),
-                      _axes(r.jump)))
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(header)]
+        lines.append(
+            (label, r.config, shape, params, macs, _axes(r.receptive_field), _axes(r.jump))
+        )
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+        for i, h in enumerate(header)
+    ]
     align = "<<<>>>>"
 
     def fmt(cols):

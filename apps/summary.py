@@ -1,0 +1,53 @@
+"""Print a model's layer table: ``python -m apps.summary --model resnet9``.
+
+Per layer: output shape, parameters, multiply-accumulates, and for convolution and pooling
+layers the receptive field and jump (effective stride) in input pixels; totals at the end.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+import needle as ndl  # noqa: E402  (apps/__init__ makes the in-tree package importable)
+
+from .models import MODELS, build_model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m apps.summary", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--model", default="resnet9", help=f"one of: {', '.join(MODELS)}")
+    parser.add_argument(
+        "--input", default=None, help="input shape C,H,W (default: the model's own, e.g. 3,32,32)"
+    )
+    parser.add_argument("--batch", type=int, default=1, help="batch size the MACs are counted for")
+    args = parser.parse_args(argv)
+    if args.model not in MODELS:
+        print(
+            f"error: unknown model {args.model!r}; choose one of: {', '.join(MODELS)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        shape = (
+            tuple(int(v) for v in args.input.split(","))
+            if args.input
+            else MODELS[args.model].input_shape
+        )
+    except ValueError:
+        print(f"error: --input must be C,H,W integers, got {args.input!r}", file=sys.stderr)
+        return 2
+    device = ndl.cpu() if ndl.cpu().enabled() else ndl.cpu_numpy()
+    state = np.random.get_state()
+    np.random.seed(0)
+    model = build_model(args.model, in_channels=shape[0], image_size=shape[1:], device=device)
+    np.random.set_state(state)
+    print(f"{args.model} ({type(model).__name__})")
+    ndl.nn.summary(model, (args.batch, *shape), device=device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""python -m apps.train end to end on a slice of the embedded data: train, checkpoint, resume
+(bit-exact), eval-only, curves, Ctrl-C, and one-line errors."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from apps import checkpoint as ckpt
+from apps import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEVICE = "cpu" if ndl.cpu().enabled() else "numpy"
+BASE = ["--limit", "96", "--batch-size", "32", "--device", DEVICE, "--no-progress", "--lr", "0.01"]
+
+
+def run(argv, capsys):
+    code = train.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_history(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_checkpoint_csv_and_png(tmp_path, capsys):
+    ck, out_dir = str(tmp_path / "m.ckpt"), str(tmp_path / "out")
+    code, out, err = run(BASE + ["--epochs", "1", "--checkpoint", ck, "--out", out_dir], capsys)
+    assert code == 0, err
+    assert "epoch 1/1" in out and "test loss" in out and "img/s" in out
+    rows = read_history(os.path.join(out_dir, "history.csv"))
+    assert [r["epoch"] for r in rows] == ["1"]
+    assert 0.0 <= float(rows[0]["test_acc"]) <= 1.0
+    payload = ckpt.load(ck)
+    assert payload["epoch"] == 1 and payload["model"] == "cnn" and len(payload["history"]) == 1
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed" in out
+    else:
+        with open(os.path.join(out_dir, "curves.png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _interrupt_at_call(monkeypatch, n):
+    """Make the trainer's n-th ``run_epoch`` call raise KeyboardInterrupt before any batch."""
+    calls = []
+    real = train.run_epoch
+
+    def patched(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "run_epoch", patched)
+
+
+@pytest.mark.parametrize("schedule, interrupted", [("none", False), ("cosine", True)])
+def test_resume_continues_exactly(tmp_path, capsys, monkeypatch, schedule, interrupted):
+    straight, split = str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt")
+    common = BASE + ["--schedule", schedule, "--out", str(tmp_path / "o")]
+    assert run(common + ["--epochs", "2", "--checkpoint", straight], capsys)[0] == 0
+    if interrupted:  # Ctrl-C as epoch 2 starts (calls: train 1, test 1, train 2)
+        with monkeypatch.context() as m:
+            _interrupt_at_call(m, 3)
+            assert run(common + ["--epochs", "2", "--checkpoint", split], capsys)[0] == 130
+    else:  # a one-epoch run extended to two (constant learning rate: same trajectory)
+        assert run(common + ["--epochs", "1", "--checkpoint", split], capsys)[0] == 0
+    code, out, err = run(common + ["--epochs", "2", "--checkpoint", split, "--resume"], capsys)
+    assert code == 0, err
+    assert "epoch 1/2" not in out and "epoch 2/2" in out
+    a, b = ckpt.load(straight), ckpt.load(split)
+    assert a["epoch"] == b["epoch"] == 2
+    for key in a["model_state"]:
+        np.testing.assert_array_equal(a["model_state"][key], b["model_state"][key], err_msg=key)
+    for field in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+        assert [h[field] for h in a["history"]] == [h[field] for h in b["history"]], field
+
+
+def test_eval_only_reports_the_checkpoint_accuracy(tmp_path, capsys):
+    ck = str(tmp_path / "m.ckpt")
+    assert run(BASE + ["--epochs", "1", "--checkpoint", ck, "--out", str(tmp_path)], capsys)[0] == 0
+    expected = ckpt.load(ck)["history"][-1]["test_acc"]
+    code, out, err = run(BASE + ["--checkpoint", ck, "--eval-only"], capsys)
+    assert code == 0, err
+    assert f"acc {100 * expected:.2f}%" in out
+
+
+def test_resnet9_takes_the_mnist_images(tmp_path, capsys):
+    code, out, err = run(
+        BASE + ["--model", "resnet9", "--limit", "32", "--epochs", "1", "--out", str(tmp_path)],
+        capsys,
+    )
+    assert code == 0, err
+    assert "431,946 parameters" in out
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path, capsys, monkeypatch):
+    _interrupt_at_call(monkeypatch, 3)  # as epoch 2 starts
+    code, out, err = run(BASE + ["--epochs", "3", "--out", str(tmp_path)], capsys)
+    assert code == 130
+    path = tmp_path / "interrupted.ckpt"
+    assert "interrupted" in err and str(path) in err
+    payload = ckpt.load(str(path))
+    assert payload["interrupted"] and payload["epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "vgg"], "unknown model 'vgg'"),
+        (["--data", "mnist:/no/such/folder"], "data folder not found: /no/such/folder"),
+        (["--data", "cifar10:/no/such/folder"], "data folder not found"),
+        (["--resume"], "need --checkpoint"),
+        (["--eval-only", "--checkpoint", "/no/such.ckpt"], "checkpoint not found"),
+        (["--epochs", "zero"], "invalid int value"),
+        (["--optimizer", "lbfgs"], "unknown optimizer"),
+    ],
+)
+def test_errors_are_one_line_with_status_2(argv, message, capsys):
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+def test_cuda_unavailable_is_one_line(capsys):
+    if ndl.cuda().enabled():
+        pytest.skip("a CUDA device is available here")
+    code, out, err = run(["--device", "cuda"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--device cuda is not available" in err
+
+
+def test_module_entry_point_reports_errors_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "apps.train", "--model", "nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().startswith("error: unknown model")
