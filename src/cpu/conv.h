@@ -1,11 +1,12 @@
 // conv.h: convolution forward and weight-gradient kernels over channels-last buffers, in the
 // 3-D form of the backend's conv geometry (see ndarray_backend_numpy.py):
-//   * im2col + GEMM: the A-panel packers below read im2col rows straight from the input
-//     into the GEMM's packed panels (no im2col matrix is materialised, so the workspace is
-//     only the GEMM's packing buffers: MC x KC per thread plus KC x NC, about 3.5 MiB for
-//     float32), then gemm_packed multiplies per group.  The weight gradient is
-//     X^T * grad per group through the same GEMM, X^T packed by a transposed packer.
-//   * a direct kernel for depthwise convolution (Cg == 1, incl. channel multiplier
+//   * forward = im2col + GEMM per group: Im2colPackA reads im2col rows straight from the
+//     input into the GEMM's packed A panels, so no im2col matrix is materialised (workspace:
+//     the GEMM's packing buffers only, MC x KC per thread plus KC x NC, ~3.5 MiB in float32).
+//   * weight gradient = X^T * grad per group: each thread im2cols blocks of its output rows
+//     (kIm2colBlockBytes = 4 MiB per thread, or one row if larger) and multiplies the
+//     transposed view through the strided GEMM into a private partial; partials are summed.
+//   * direct kernels for depthwise convolution (Cg == 1, incl. channel multiplier
 //     Cout = m * Cin), which is memory-bound and gains nothing from a GEMM.
 // The input gradient is a convolution too (built by the op layer), so it has no kernel here.
 #pragma once
@@ -31,8 +32,11 @@ struct ConvGeom {
 inline std::int64_t conv_src(std::int64_t o, std::int64_t k, std::int64_t s, std::int64_t d,
                              std::int64_t p, std::int64_t idl, std::int64_t size) {
   std::int64_t q = o * s + k * d - p;
-  if (q < 0 || q % idl) return -1;
-  q /= idl;
+  if (q < 0) return -1;
+  if (idl != 1) {  // (an integer division costs more than the rest of a tap)
+    if (q % idl) return -1;
+    q /= idl;
+  }
   return q < size ? q : -1;
 }
 
@@ -52,17 +56,31 @@ inline OutPos out_pos(const ConvGeom& g, std::int64_t row) {
   return p;
 }
 
-/// Pointer to channel 0 of the input pixel under tap kidx of output position p, or null.
+/// Input pointers (channel 0) of every tap of output position p in kidx order, null where
+/// the tap hits padding; taps has room for g.K() entries.  Per-axis indices are computed
+/// once per axis, not once per tap.
 template <class T>
-inline const T* tap_ptr(const ConvGeom& g, const T* x, const OutPos& p, std::int64_t kidx) {
-  const std::int64_t kw = kidx % g.KW, kh = (kidx / g.KW) % g.KH, kd = kidx / (g.KW * g.KH);
-  const std::int64_t id = conv_src(p.od, kd, g.sd, g.dd, g.pd, g.idd, g.Di);
-  if (id < 0) return nullptr;
-  const std::int64_t ih = conv_src(p.oh, kh, g.sh, g.dh, g.ph, g.idh, g.Hi);
-  if (ih < 0) return nullptr;
-  const std::int64_t iw = conv_src(p.ow, kw, g.sw, g.dw, g.pw, g.idw, g.Wi);
-  if (iw < 0) return nullptr;
-  return x + (((p.n * g.Di + id) * g.Hi + ih) * g.Wi + iw) * g.Cin;
+inline void row_taps(const ConvGeom& g, const T* x, const OutPos& p, const T** taps) {
+  std::int64_t k = 0;
+  for (std::int64_t kd = 0; kd < g.KD; ++kd) {
+    const std::int64_t id = conv_src(p.od, kd, g.sd, g.dd, g.pd, g.idd, g.Di);
+    for (std::int64_t kh = 0; kh < g.KH; ++kh) {
+      const std::int64_t ih = id < 0 ? -1 : conv_src(p.oh, kh, g.sh, g.dh, g.ph, g.idh, g.Hi);
+      const T* base = ih < 0 ? nullptr : x + ((p.n * g.Di + id) * g.Hi + ih) * g.Wi * g.Cin;
+      for (std::int64_t kw = 0; kw < g.KW; ++kw, ++k) {
+        const std::int64_t iw = base ? conv_src(p.ow, kw, g.sw, g.dw, g.pw, g.idw, g.Wi) : -1;
+        taps[k] = iw < 0 ? nullptr : base + iw * g.Cin;
+      }
+    }
+  }
+}
+
+/// A per-thread scratch array of tap pointers (no allocation per call once grown).
+template <class T>
+inline const T** tap_scratch(std::int64_t K) {
+  static thread_local std::vector<const T*> taps;
+  if (std::int64_t(taps.size()) < K) taps.resize(K);
+  return taps.data();
 }
 
 /// Packs A = X_g (rows = output pixels, columns = (tap, channel of group g)).
@@ -75,16 +93,17 @@ struct Im2colPackA {
   template <int MR>
   void pack(T* dst, std::int64_t i0, int mr, std::int64_t p0, std::int64_t kc) const {
     const std::int64_t Cg = g.Cg(), end = p0 + kc;
+    const T** taps = tap_scratch<T>(g.K());
     for (int i = 0; i < MR; ++i) {
       if (i >= mr) {
         for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
         continue;
       }
-      const OutPos pos = out_pos(g, i0 + i);
+      row_taps(g, x, out_pos(g, i0 + i), taps);
       std::int64_t p = p0, kidx = p0 / Cg, c = p0 % Cg;
       while (p < end) {
         const std::int64_t run = std::min(Cg - c, end - p);
-        const T* src = tap_ptr(g, x, pos, kidx);
+        const T* src = taps[kidx];
         T* d = dst + (p - p0) * MR + i;
         if (src) {
           src += group * Cg + c;
@@ -100,44 +119,25 @@ struct Im2colPackA {
   }
 };
 
-/// Packs A = X_g^T (rows = (tap, channel of group g), columns = output pixels).
+/// im2col of output rows [row0, row0 + nrows) into cols laid out (rows, G, K, Cg): the
+/// columns of group g are one contiguous run of K * Cg per row.
 template <class T>
-struct Im2colTransposedPackA {
-  const ConvGeom& g;
-  const T* x;
-  std::int64_t group;
-
-  template <int MR>
-  void pack(T* dst, std::int64_t i0, int mr, std::int64_t p0, std::int64_t kc) const {
-    // the panel's rows split into runs of consecutive channels under one tap
-    struct Run {
-      std::int64_t kidx, c, len, at;
-    };
-    Run runs[MR];
-    int nruns = 0;
-    const std::int64_t Cg = g.Cg();
-    for (std::int64_t r = i0; r < i0 + mr;) {
-      const std::int64_t kidx = r / Cg, c = r % Cg;
-      const std::int64_t len = std::min(Cg - c, i0 + mr - r);
-      runs[nruns++] = Run{kidx, c + group * Cg, len, r - i0};
-      r += len;
-    }
-    for (std::int64_t k = 0; k < kc; ++k) {
-      const OutPos pos = out_pos(g, p0 + k);
-      T* d = dst + k * MR;
-      for (int r = 0; r < nruns; ++r) {
-        const T* src = tap_ptr(g, x, pos, runs[r].kidx);
-        if (src) {
-          src += runs[r].c;
-          for (std::int64_t t = 0; t < runs[r].len; ++t) d[runs[r].at + t] = src[t];
-        } else {
-          for (std::int64_t t = 0; t < runs[r].len; ++t) d[runs[r].at + t] = T(0);
-        }
+void im2col_rows(const ConvGeom& g, const T* x, std::int64_t row0, std::int64_t nrows, T* cols) {
+  const std::int64_t K = g.K(), Cg = g.Cg(), Kdim = K * Cg, width = g.G * Kdim;
+  const T** taps = tap_scratch<T>(K);
+  for (std::int64_t r = 0; r < nrows; ++r) {
+    row_taps(g, x, out_pos(g, row0 + r), taps);
+    T* dst = cols + r * width;
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t grp = 0; grp < g.G; ++grp) {
+        T* d = dst + grp * Kdim + k * Cg;
+        if (taps[k])
+          std::memcpy(d, taps[k] + grp * Cg, Cg * sizeof(T));
+        else
+          std::memset(d, 0, Cg * sizeof(T));
       }
-      for (int i = mr; i < MR; ++i) d[i] = T(0);
-    }
   }
-};
+}
 
 // ---- depthwise (Cg == 1): direct kernels ---------------------------------------------------
 
@@ -149,9 +149,10 @@ void depthwise_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
     for (std::int64_t row = lo; row < hi; ++row) {
       T* o = out + row * C;
       for (std::int64_t c = 0; c < C; ++c) o[c] = T(0);
-      const OutPos pos = out_pos(g, row);
+      const T** taps = tap_scratch<T>(K);
+      row_taps(g, x, out_pos(g, row), taps);
       for (std::int64_t kidx = 0; kidx < K; ++kidx) {
-        const T* src = tap_ptr(g, x, pos, kidx);
+        const T* src = taps[kidx];
         if (!src) continue;
         const T* wk = w + kidx * C;
         if (m == 1) {
@@ -177,11 +178,12 @@ void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* 
   parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
     for (std::int64_t t = tlo; t < thi; ++t) {
       T* acc = part.get() + t * K * C;
+      const T** taps = tap_scratch<T>(K);
       for (std::int64_t row = rows * t / nt; row < rows * (t + 1) / nt; ++row) {
-        const OutPos pos = out_pos(g, row);
+        row_taps(g, x, out_pos(g, row), taps);
         const T* gr = grad + row * C;
         for (std::int64_t kidx = 0; kidx < K; ++kidx) {
-          const T* src = tap_ptr(g, x, pos, kidx);
+          const T* src = taps[kidx];
           if (!src) continue;
           T* ak = acc + kidx * C;
           if (m == 1) {
@@ -217,17 +219,49 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
                 out + grp * Coutg, g.Cout, 1, false);
 }
 
+/// Workspace of one thread's im2col block in the weight gradient.
+constexpr std::size_t kIm2colBlockBytes = std::size_t(4) << 20;
+
+/// dw = X^T * grad per group.  Each thread takes a contiguous range of output rows, packs
+/// them block by block (at most kIm2colBlockBytes, or one row if a row is larger) with
+/// im2col_rows, and accumulates X_blk^T * grad_blk into its own K*Cg x Cout partial through
+/// the strided GEMM (X^T is a transposed view: no copy); the partials are summed at the end.
+/// No barriers inside the reduction over rows.
 template <class T>
 void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   const std::int64_t Coutg = g.Coutg(), Kdim = g.K() * g.Cg(), M = g.rows();
-  if (M == 0) {
-    for (std::int64_t i = 0; i < Kdim * g.Cout; ++i) dw[i] = T(0);
+  const std::int64_t width = g.G * Kdim, wsize = Kdim * g.Cout;
+  if (M == 0 || Kdim == 0) {
+    for (std::int64_t i = 0; i < wsize; ++i) dw[i] = T(0);
     return;
   }
   if (g.Cg() == 1 && g.G > 1) return depthwise_backward_weight(g, x, grad, dw);
-  for (std::int64_t grp = 0; grp < g.G; ++grp)
-    gemm_packed(Kdim, Coutg, M, Im2colTransposedPackA<T>{g, x, grp}, grad + grp * Coutg, g.Cout,
-                1, dw + grp * Coutg, g.Cout, 1, false);
+  const int nt = M >= 256 ? max_threads() : 1;
+  const std::int64_t block =
+      std::max<std::int64_t>(1, std::int64_t(kIm2colBlockBytes / sizeof(T)) / width);
+  Workspace<T> part(std::size_t(nt) * wsize);
+  Workspace<T> cols(std::size_t(nt) * std::min(block, M) * width);
+  parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
+    for (std::int64_t t = tlo; t < thi; ++t) {
+      T* acc = part.get() + t * wsize;
+      T* mine = cols.get() + t * std::min(block, M) * width;
+      std::fill(acc, acc + wsize, T(0));
+      for (std::int64_t r0 = M * t / nt; r0 < M * (t + 1) / nt; r0 += block) {
+        const std::int64_t nr = std::min(block, M * (t + 1) / nt - r0);
+        im2col_rows(g, x, r0, nr, mine);
+        for (std::int64_t grp = 0; grp < g.G; ++grp)
+          gemm<T>(Kdim, Coutg, nr, mine + grp * Kdim, 1, width, grad + r0 * g.Cout + grp * Coutg,
+                  g.Cout, 1, acc + grp * Coutg, g.Cout, 1, true);
+      }
+    }
+  });
+  parallel_range(wsize, 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      T s = T(0);
+      for (int t = 0; t < nt; ++t) s += part.get()[t * wsize + i];
+      dw[i] = s;
+    }
+  });
 }
 
 }  // namespace cpu

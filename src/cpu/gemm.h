@@ -252,6 +252,18 @@ void gemm(std::int64_t M, std::int64_t N, std::int64_t K, const T* A, std::int64
     gemm_reference(M, N, K, A, rsA, csA, B, rsB, csB, C, rsC, csC, accumulate);
     return;
   }
+  if (N == 1 && csA == 1) {  // matrix-vector: one dot product per row of A
+    parallel_items(M, std::max<std::int64_t>(2, (1 << 15) / K), [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t i = lo; i < hi; ++i) {
+        const T* a = A + i * rsA;
+        T s = T(0);
+#pragma omp simd reduction(+ : s)
+        for (std::int64_t k = 0; k < K; ++k) s += a[k] * B[k * rsB];
+        C[i * rsC] = accumulate ? C[i * rsC] + s : s;
+      }
+    });
+    return;
+  }
   gemm_packed(M, N, K, StridedPackA<T>{A, rsA, csA}, B, rsB, csB, C, rsC, csC, accumulate);
 }
 

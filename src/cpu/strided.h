@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common.h"
+#include "gemm.h"  // ceil_div
 
 namespace needle {
 namespace cpu {
@@ -65,11 +66,42 @@ void for_each_row(const Coalesced& c, std::int64_t offset, F&& row, bool paralle
   });
 }
 
+/// out (R x C, compact) <- a[r + c * cs]: a transpose, copied in 32 x 32 tiles so that both
+/// the reads and the writes stay within a few cache lines per tile.
+template <class T>
+void transpose_copy(const T* a, std::int64_t cs, std::int64_t R, std::int64_t C, T* out) {
+  constexpr std::int64_t B = 32;
+  parallel_items(ceil_div(C, B), R * C >= (1 << 15) ? 2 : ceil_div(C, B) + 1,
+                 [&](std::int64_t lo, std::int64_t hi) {
+                   for (std::int64_t cb = lo * B; cb < std::min(C, hi * B); cb += B)
+                     for (std::int64_t rb = 0; rb < R; rb += B)
+                       for (std::int64_t c = cb; c < std::min(C, cb + B); ++c)
+                         for (std::int64_t r = rb; r < std::min(R, rb + B); ++r)
+                           out[r * C + c] = a[r + c * cs];
+                 });
+}
+
 /// out (compact) <- view of a.
 template <class T>
 void compact(const T* a, T* out, const std::vector<std::int64_t>& shape,
              const std::vector<std::int64_t>& strides, std::int64_t offset) {
-  for_each_row(coalesce(shape, strides), offset,
+  Coalesced co = coalesce(shape, strides);
+  const std::size_t D = co.shape.size();
+  if (D >= 2 && co.strides[D - 2] == 1 && co.inner_stride() != 1 && co.shape[D - 2] >= 8 &&
+      co.inner() >= 8) {
+    // the last two axes are a transpose: tiled copies, one per index of the outer axes
+    const std::int64_t R = co.shape[D - 2], C = co.inner(), cs = co.inner_stride();
+    Coalesced outer;
+    outer.shape.assign(co.shape.begin(), co.shape.end() - 2);
+    outer.strides.assign(co.strides.begin(), co.strides.end() - 2);
+    outer.shape.push_back(1);
+    outer.strides.push_back(0);
+    for_each_row(outer, offset, [&](std::int64_t s, std::int64_t d, std::int64_t, std::int64_t) {
+      transpose_copy(a + s, cs, R, C, out + d * R * C);
+    });
+    return;
+  }
+  for_each_row(co, offset,
                [&](std::int64_t s, std::int64_t d, std::int64_t n, std::int64_t st) {
                  if (st == 1) {
                    std::memcpy(out + d, a + s, n * sizeof(T));
