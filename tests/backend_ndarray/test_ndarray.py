@@ -1143,3 +1143,16 @@ def test_flip_and_as_strided_errors(device):
         a.flip((2,))
     with pytest.raises(ValueError, match=r"as_strided: shape \(2, 3\) and strides \(1,\)"):
         a.as_strided((2, 3), (1,))
+
+
+@pytest.mark.parametrize(
+    "start, shape, strides, reach",
+    [(ALL, (10,), (1,), r"\[0, 9\]"), (S_(None, None, -1), (3,), (-2,), r"\[-1, 3\]"),
+     (S_(3, None), (2,), (1,), r"\[3, 4\]"), (ALL, (2, 2), (3, 1), r"\[0, 4\]")],
+)
+def test_as_strided_out_of_bounds(device, start, shape, strides, reach):
+    a = nd.array(np.arange(4.0), device=device)[start]
+    with pytest.raises(IndexError, match=rf"as_strided: view shape {re_shape(shape)}.*{reach} of a buffer of 4"):
+        a.as_strided(shape, strides)
+    # empty views never touch the buffer
+    assert a.as_strided((0, 5), (100, 100)).shape == (0, 5)

@@ -7,7 +7,12 @@ view's first element from its base, are exactly our element strides and offset.
 import numpy as np
 import pytest
 
-from needle.backend_ndarray.ndarray import broadcast_strides, compact_strides, slice_view
+from needle.backend_ndarray.ndarray import (
+    broadcast_strides,
+    compact_strides,
+    slice_view,
+    view_extent,
+)
 
 
 def np_layout(view, base):
@@ -187,3 +192,27 @@ def test_broadcast_strides_of_a_view():
 def test_broadcast_strides_incompatible(shape, new_shape):
     with pytest.raises(ValueError, match=rf"cannot broadcast shape \({shape[0]},"):
         broadcast_strides(shape, compact_strides(shape), new_shape)
+
+
+@pytest.mark.parametrize(
+    "shape, strides, offset, expected",
+    [
+        ((), (), 5, (5, 5)),
+        ((4,), (1,), 0, (0, 3)),
+        ((4,), (-1,), 3, (0, 3)),
+        ((2, 3), (3, 1), 2, (2, 7)),
+        ((2, 3), (-3, 2), 10, (7, 14)),
+        ((3, 4), (0, 1), 1, (1, 4)),
+        ((1, 5), (-100, -1), 4, (0, 4)),
+    ],
+)
+def test_view_extent(shape, strides, offset, expected):
+    assert view_extent(shape, strides, offset) == expected
+
+
+@pytest.mark.parametrize("shape, idxs", SLICE_CASES, ids=[str(c) for c in range(len(SLICE_CASES))])
+def test_slice_view_extent_matches_numpy(shape, idxs):
+    base = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    view = base[as_keep_dims(idxs)]
+    got = view_extent(*slice_view(shape, compact_strides(shape), 0, idxs))
+    assert got == (int(view.min()), int(view.max()))

@@ -71,6 +71,15 @@ def broadcast_strides(shape, strides, new_shape):
     return tuple(out)
 
 
+def view_extent(shape, strides, offset):
+    """(lowest, highest) buffer index that a non-empty view (shape, strides, offset) touches."""
+    lo = hi = offset
+    for dim, stride in zip(shape, strides):
+        lo += min(0, (dim - 1) * stride)
+        hi += max(0, (dim - 1) * stride)
+    return lo, hi
+
+
 def _check_dtype(dtype):
     try:
         dtype = "float32" if dtype is None else str(np.dtype(dtype))
@@ -310,8 +319,19 @@ class NDArray:
 
     # --- views ------------------------------------------------------------------------
     def as_strided(self, shape, strides):
+        """A view with any (shape, strides) from this view's offset; it must stay in the buffer."""
         if len(shape) != len(strides):
             raise ValueError(f"as_strided: shape {shape} and strides {strides} differ in rank")
+        shape, strides = tuple(int(d) for d in shape), tuple(int(s) for s in strides)
+        lo, hi = view_extent(shape, strides, self._offset)
+        if prod(shape) > 0 and (lo < 0 or hi >= self._handle.size):
+            raise IndexError(
+                f"as_strided: view shape {shape} strides {strides} offset {self._offset} reaches "
+                f"elements [{lo}, {hi}] of a buffer of {self._handle.size}"
+            )
+        return self._restride(shape, strides)
+
+    def _restride(self, shape, strides):
         return NDArray.make(shape, strides, self.device, self._handle, self._offset)
 
     @property
@@ -343,14 +363,14 @@ class NDArray:
         new_axes = tuple(a + self.ndim if a < 0 else a for a in new_axes)
         if sorted(new_axes) != list(range(self.ndim)):
             raise ValueError(f"permute: {new_axes} is not a permutation of the axes of shape {self.shape}")
-        return self.as_strided(
+        return self._restride(
             tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes)
         )
 
     def broadcast_to(self, new_shape):
         """A view with stride 0 on broadcast axes (NumPy rules; new leading axes allowed)."""
         new_shape = tuple(int(s) for s in new_shape)
-        return self.as_strided(new_shape, broadcast_strides(self._shape, self._strides, new_shape))
+        return self._restride(new_shape, broadcast_strides(self._shape, self._strides, new_shape))
 
     def process_slice(self, sl, dim):
         """Normalise a slice to (start, stop, step) with NumPy semantics."""
