@@ -36,9 +36,34 @@ struct OpLe { template <class T> T operator()(T a, T b) const { return T(a <= b)
 struct OpGt { template <class T> T operator()(T a, T b) const { return T(a > b); } };
 struct OpGe { template <class T> T operator()(T a, T b) const { return T(a >= b); } };
 
+/// exp for float32 in a form the compiler vectorizes (no calls, no branches): n = round(x /
+/// ln 2), r = x - n ln 2 (two-part ln 2), exp(r) by its degree-7 Taylor polynomial
+/// (|r| <= ln2 / 2, truncation error < 1e-8 relative), times 2^n built from exponent bits in
+/// two halves so that n in [-150, 128] stays representable.  Overflow gives inf, underflow
+/// 0 or a subnormal, NaN passes through.  Max error ~2 ulp (tested against NumPy).
+inline float fast_exp(float x) {
+  const float xc = x > 88.75f ? 88.75f : (x < -104.0f || x != x ? -104.0f : x);
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to int
+  float r = xc - n * 0.693145751953125f;
+  r = r - n * 1.42860682030941723212e-6f;
+  float p = 1.0f / 5040;
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const std::int32_t ni = std::int32_t(n), h = ni >> 1;
+  const std::int32_t e1 = (h + 127) << 23, e2 = (ni - h + 127) << 23;
+  const float y = p * __builtin_bit_cast(float, e1) * __builtin_bit_cast(float, e2);
+  return x != x ? x : y;
+}
+inline double fast_exp(double x) { return std::exp(x); }
+
 struct OpNeg { template <class T> T operator()(T a) const { return -a; } };
 struct OpLog { template <class T> T operator()(T a) const { return std::log(a); } };
-struct OpExp { template <class T> T operator()(T a) const { return std::exp(a); } };
+struct OpExp { template <class T> T operator()(T a) const { return fast_exp(a); } };
 struct OpTanh { template <class T> T operator()(T a) const { return std::tanh(a); } };
 struct OpSqrt { template <class T> T operator()(T a) const { return std::sqrt(a); } };
 struct OpAbs { template <class T> T operator()(T a) const { return std::abs(a); } };
@@ -46,7 +71,7 @@ struct OpSign {
   template <class T> T operator()(T a) const { return a > 0 ? T(1) : (a < 0 ? T(-1) : a); }
 };
 struct OpSigmoid {
-  template <class T> T operator()(T a) const { return T(1) / (T(1) + std::exp(-a)); }
+  template <class T> T operator()(T a) const { return T(1) / (T(1) + fast_exp(-a)); }
 };
 struct OpRelu { template <class T> T operator()(T a) const { return nan_max(a, T(0)); } };
 
@@ -54,7 +79,6 @@ template <class Op> constexpr bool is_math_op() { return false; }
 template <> constexpr bool is_math_op<OpPow>() { return true; }
 template <> constexpr bool is_math_op<OpRPow>() { return true; }
 template <> constexpr bool is_math_op<OpLog>() { return true; }
-template <> constexpr bool is_math_op<OpExp>() { return true; }
 template <> constexpr bool is_math_op<OpTanh>() { return true; }
 template <> constexpr bool is_math_op<OpSigmoid>() { return true; }
 
