@@ -25,7 +25,11 @@ def need(device, dtype):
 
 
 def tol(dtype, scale=1.0):
-    return dict(rtol=1e-5 * scale, atol=1e-6 * scale) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    return (
+        dict(rtol=1e-5 * scale, atol=1e-6 * scale)
+        if dtype == "float32"
+        else dict(rtol=1e-12, atol=1e-12)
+    )
 
 
 def check(got, expected, dtype, scale=1.0):
@@ -83,8 +87,18 @@ LAYOUTS = {
     "empty_leading": ((0, 4), []),
     "zero_d": ((), []),
 }
-NONCOMPACT = ["permuted", "broadcast_rows", "broadcast_cols", "broadcast_new_axis", "stepped",
-              "negative_steps", "offset", "permuted_negative", "int_index", "empty"]
+NONCOMPACT = [
+    "permuted",
+    "broadcast_rows",
+    "broadcast_cols",
+    "broadcast_new_axis",
+    "stepped",
+    "negative_steps",
+    "offset",
+    "permuted_negative",
+    "int_index",
+    "empty",
+]
 
 
 def make(device, dtype, base_shape, ops=(), values=None, gen=np.random.randn):
@@ -294,7 +308,9 @@ def test_reshape(device, dtype, new_shape):
     check(nd.reshape(a, new_shape), expected, dtype)
 
 
-@pytest.mark.parametrize("name", ["permuted", "negative_steps", "broadcast_cols", "offset", "empty"])
+@pytest.mark.parametrize(
+    "name", ["permuted", "negative_steps", "broadcast_cols", "offset", "empty"]
+)
 def test_reshape_of_views(device, dtype, name):
     need(device, dtype)
     view, view_np = layout(name, device, dtype)
@@ -330,8 +346,16 @@ def test_permute(device, dtype, axes, name):
 
 @pytest.mark.parametrize(
     "shape, new_shape",
-    [((3, 1), (3, 4)), ((1, 4), (3, 4)), ((4,), (2, 3, 4)), ((1,), (5,)), ((2, 1, 3), (4, 2, 5, 3)),
-     ((), (2, 2)), ((1, 3), (0, 3)), ((3,), (3,))],
+    [
+        ((3, 1), (3, 4)),
+        ((1, 4), (3, 4)),
+        ((4,), (2, 3, 4)),
+        ((1,), (5,)),
+        ((2, 1, 3), (4, 2, 5, 3)),
+        ((), (2, 2)),
+        ((1, 3), (0, 3)),
+        ((3,), (3,)),
+    ],
 )
 def test_broadcast_to(device, dtype, shape, new_shape):
     need(device, dtype)
@@ -365,9 +389,18 @@ def test_as_strided(device, dtype):
 
 
 GETITEM_CASES = [
-    1, -1, (0, 2), (-2, -3), (1, S_(None)), (S_(1, 3), S_(None, None, 2)),
-    (S_(None, None, -1), S_(None, None, -2)), (S_(-2, None), S_(4, 0, -3)), (S_(3, 3),),
-    (S_(1, None), -4), (S_(-100, 100), S_(None, None, 3)), (S_(2, 0), S_(None)),
+    1,
+    -1,
+    (0, 2),
+    (-2, -3),
+    (1, S_(None)),
+    (S_(1, 3), S_(None, None, 2)),
+    (S_(None, None, -1), S_(None, None, -2)),
+    (S_(-2, None), S_(4, 0, -3)),
+    (S_(3, 3),),
+    (S_(1, None), -4),
+    (S_(-100, 100), S_(None, None, 3)),
+    (S_(2, 0), S_(None)),
 ]
 
 
@@ -402,7 +435,10 @@ def test_process_slice(device):
 
 # --- setitem ----------------------------------------------------------------------------
 SETITEM_CASES = [
-    (1, S_(None)), (S_(None, None, -1), S_(1, None, 2)), (S_(1, 3), S_(-1, 0, -2)), (-1, -1),
+    (1, S_(None)),
+    (S_(None, None, -1), S_(1, None, 2)),
+    (S_(1, 3), S_(-1, 0, -2)),
+    (-1, -1),
     (S_(None), S_(2, 2)),
 ]
 
@@ -523,9 +559,20 @@ def np_binary(op, x, y):
     return np.asarray(out).astype(np.float64) if op in COMPARISONS else out
 
 
-LAYOUTS_FOR_EWISE = ["compact", "permuted", "broadcast_rows", "broadcast_new_axis", "stepped",
-                     "negative_steps", "offset", "permuted_negative", "int_index",
-                     "size_one_axes", "empty", "zero_d"]
+LAYOUTS_FOR_EWISE = [
+    "compact",
+    "permuted",
+    "broadcast_rows",
+    "broadcast_new_axis",
+    "stepped",
+    "negative_steps",
+    "offset",
+    "permuted_negative",
+    "int_index",
+    "size_one_axes",
+    "empty",
+    "zero_d",
+]
 
 
 @pytest.mark.parametrize("name", LAYOUTS_FOR_EWISE)
@@ -556,7 +603,8 @@ def test_ewise_two_views(device, dtype, op):
 
 
 @pytest.mark.parametrize(
-    "sa, sb", [((3, 1), (1, 4)), ((4,), (3, 4)), ((2, 1, 4), (3, 1)), ((), (2, 3)), ((0, 1), (1, 3))]
+    "sa, sb",
+    [((3, 1), (1, 4)), ((4,), (3, 4)), ((2, 1, 4), (3, 1)), ((), (2, 3)), ((0, 1), (1, 3))],
 )
 def test_ewise_broadcasting(device, dtype, sa, sb):
     need(device, dtype)
@@ -573,7 +621,9 @@ SCALARS = [2.5, -1, 0, np.float32(1.5)]
 
 @pytest.mark.parametrize("scalar", SCALARS, ids=["2.5", "-1", "0", "np_float32"])
 @pytest.mark.parametrize("op", list(BINARY) + ["maximum"])
-@pytest.mark.parametrize("name", ["compact", "permuted_negative", "broadcast_cols", "empty", "zero_d"])
+@pytest.mark.parametrize(
+    "name", ["compact", "permuted_negative", "broadcast_cols", "empty", "zero_d"]
+)
 def test_scalar_binary(device, dtype, op, scalar, name):
     need(device, dtype)
     gen = small_ints if op in COMPARISONS else positive if op == "pow" else np.random.randn
@@ -757,7 +807,10 @@ def test_large_max_propagates_nan(large, dtype):
 REDUCE_LAYOUTS = {
     "compact": ((2, 3, 4), []),
     "permuted": ((4, 2, 3), [("permute", (1, 2, 0))]),
-    "negative": ((2, 6, 4), [("getitem", (S_(None, None, -1), S_(None, None, 2), S_(None, None, -1)))]),
+    "negative": (
+        (2, 6, 4),
+        [("getitem", (S_(None, None, -1), S_(None, None, 2), S_(None, None, -1)))],
+    ),
     "broadcast": ((2, 1, 4), [("broadcast", (2, 3, 4))]),
 }
 AXES = [None, 0, 1, -1, (0, 2), (-1, -3), (0, 1, 2), (1,), ()]
@@ -834,9 +887,21 @@ def test_reduce_repeated_axis(device):
 
 # --- matmul -----------------------------------------------------------------------------
 MATMUL_SIZES = [
-    (1, 1, 1), (1, 7, 33), (7, 1, 33), (33, 7, 1), (7, 33, 7), (33, 33, 33), (8, 16, 24),
-    (64, 64, 64), (257, 7, 33), (7, 257, 33), (33, 7, 257), (257, 257, 257), (0, 3, 4),
-    (3, 0, 4), (3, 4, 0),
+    (1, 1, 1),
+    (1, 7, 33),
+    (7, 1, 33),
+    (33, 7, 1),
+    (7, 33, 7),
+    (33, 33, 33),
+    (8, 16, 24),
+    (64, 64, 64),
+    (257, 7, 33),
+    (7, 257, 33),
+    (33, 7, 257),
+    (257, 257, 257),
+    (0, 3, 4),
+    (3, 0, 4),
+    (3, 4, 0),
 ]
 
 
@@ -859,8 +924,12 @@ def test_matmul_of_views(device, dtype, m, n, p):
     b = nd.array(y, dtype=dtype, device=device).permute((1, 0))
     check(a @ b, x.T[::-2, :] @ y.T, dtype, scale=30)
     col = nd.array(np.random.randn(n, 1), dtype=dtype, device=device)
-    check(a @ col.broadcast_to((n, 3)), x.T[::-2, :] @ np.broadcast_to(col.numpy(), (n, 3)), dtype,
-          scale=30)
+    check(
+        a @ col.broadcast_to((n, 3)),
+        x.T[::-2, :] @ np.broadcast_to(col.numpy(), (n, 3)),
+        dtype,
+        scale=30,
+    )
 
 
 BATCHED = [
@@ -1027,11 +1096,14 @@ def test_reshape_errors(device):
         a.reshape((-2, -3))
 
 
-@pytest.mark.parametrize("shape, new_shape", [((3,), (4,)), ((2, 3), (3, 3)), ((2, 3), (3,)),
-                                              ((2, 1), (2, 3, 5))])
+@pytest.mark.parametrize(
+    "shape, new_shape", [((3,), (4,)), ((2, 3), (3, 3)), ((2, 3), (3,)), ((2, 1), (2, 3, 5))]
+)
 def test_broadcast_errors(device, shape, new_shape):
     a = nd.array(np.zeros(shape), device=device)
-    with pytest.raises(ValueError, match=rf"cannot broadcast shape {re_shape(shape)} to {re_shape(new_shape)}"):
+    with pytest.raises(
+        ValueError, match=rf"cannot broadcast shape {re_shape(shape)} to {re_shape(new_shape)}"
+    ):
         a.broadcast_to(new_shape)
 
 
@@ -1062,11 +1134,14 @@ def test_matmul_errors(device):
         nd.array(np.zeros((2, 2, 3)), device=device) @ nd.array(np.zeros((3, 3, 4)), device=device)
 
 
-@pytest.mark.parametrize("idxs, msg", [
-    ((2, 0), "index 2 is out of bounds for axis 0 with size 2"),
-    ((0, -4), "index -4 is out of bounds for axis 1 with size 3"),
-    ((0, 0, 0), r"too many indices \(3\) for array of shape \(2, 3\)"),
-])
+@pytest.mark.parametrize(
+    "idxs, msg",
+    [
+        ((2, 0), "index 2 is out of bounds for axis 0 with size 2"),
+        ((0, -4), "index -4 is out of bounds for axis 1 with size 3"),
+        ((0, 0, 0), r"too many indices \(3\) for array of shape \(2, 3\)"),
+    ],
+)
 def test_index_errors(device, idxs, msg):
     a = nd.array(np.zeros((2, 3)), device=device)
     with pytest.raises(IndexError, match=msg):
@@ -1101,8 +1176,15 @@ def test_mixing_devices(device):
     a = nd.array(np.zeros((2, 3)), device=device)
     b = nd.array(np.zeros((2, 3)), device=OTHER_DEVICE)
     msg = rf"different devices.*{re_shape((2, 3))}"
-    for fn in [operator.add, operator.mul, operator.sub, operator.truediv, operator.eq,
-               operator.ge, nd.maximum]:
+    for fn in [
+        operator.add,
+        operator.mul,
+        operator.sub,
+        operator.truediv,
+        operator.eq,
+        operator.ge,
+        nd.maximum,
+    ]:
         with pytest.raises(ValueError, match=msg):
             fn(a, b)
     with pytest.raises(ValueError, match="matmul: arrays on different devices"):
@@ -1147,12 +1229,18 @@ def test_flip_and_as_strided_errors(device):
 
 @pytest.mark.parametrize(
     "start, shape, strides, reach",
-    [(ALL, (10,), (1,), r"\[0, 9\]"), (S_(None, None, -1), (3,), (-2,), r"\[-1, 3\]"),
-     (S_(3, None), (2,), (1,), r"\[3, 4\]"), (ALL, (2, 2), (3, 1), r"\[0, 4\]")],
+    [
+        (ALL, (10,), (1,), r"\[0, 9\]"),
+        (S_(None, None, -1), (3,), (-2,), r"\[-1, 3\]"),
+        (S_(3, None), (2,), (1,), r"\[3, 4\]"),
+        (ALL, (2, 2), (3, 1), r"\[0, 4\]"),
+    ],
 )
 def test_as_strided_out_of_bounds(device, start, shape, strides, reach):
     a = nd.array(np.arange(4.0), device=device)[start]
-    with pytest.raises(IndexError, match=rf"as_strided: view shape {re_shape(shape)}.*{reach} of a buffer of 4"):
+    with pytest.raises(
+        IndexError, match=rf"as_strided: view shape {re_shape(shape)}.*{reach} of a buffer of 4"
+    ):
         a.as_strided(shape, strides)
     # empty views never touch the buffer
     assert a.as_strided((0, 5), (100, 100)).shape == (0, 5)

@@ -59,7 +59,7 @@ def broadcast_strides(shape, strides, new_shape):
     """Strides of ``shape``/``strides`` broadcast to ``new_shape`` (stride 0 on broadcast axes)."""
     lead = len(new_shape) - len(shape)
     if lead < 0:
-        raise ValueError(f"broadcast_to: cannot broadcast shape {tuple(shape)} to {tuple(new_shape)}")
+        raise _broadcast_error(shape, new_shape)
     out = [0] * lead
     for old, new, stride in zip(shape, new_shape[lead:], strides):
         if old == new:
@@ -67,8 +67,12 @@ def broadcast_strides(shape, strides, new_shape):
         elif old == 1:
             out.append(0)
         else:
-            raise ValueError(f"broadcast_to: cannot broadcast shape {tuple(shape)} to {tuple(new_shape)}")
+            raise _broadcast_error(shape, new_shape)
     return tuple(out)
+
+
+def _broadcast_error(shape, new_shape):
+    return ValueError(f"broadcast_to: cannot broadcast shape {tuple(shape)} to {tuple(new_shape)}")
 
 
 def view_extent(shape, strides, offset):
