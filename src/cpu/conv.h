@@ -90,32 +90,30 @@ struct Im2colPackA {
   const T* x;
   std::int64_t group;
 
+  /// Stages the mr im2col rows in a per-thread row-major buffer (contiguous runs of Cg
+  /// channels per tap: memcpy), then transposes them into the panel.
   template <int MR>
   void pack(T* dst, std::int64_t i0, int mr, std::int64_t p0, std::int64_t kc) const {
     const std::int64_t Cg = g.Cg(), end = p0 + kc;
     const T** taps = tap_scratch<T>(g.K());
-    for (int i = 0; i < MR; ++i) {
-      if (i >= mr) {
-        for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
-        continue;
-      }
+    static thread_local std::vector<T> stage;
+    if (std::int64_t(stage.size()) < MR * kc) stage.resize(MR * kc);
+    for (int i = 0; i < mr; ++i) {
       row_taps(g, x, out_pos(g, i0 + i), taps);
+      T* row = stage.data() + i * kc;
       std::int64_t p = p0, kidx = p0 / Cg, c = p0 % Cg;
       while (p < end) {
         const std::int64_t run = std::min(Cg - c, end - p);
-        const T* src = taps[kidx];
-        T* d = dst + (p - p0) * MR + i;
-        if (src) {
-          src += group * Cg + c;
-          for (std::int64_t t = 0; t < run; ++t) d[t * MR] = src[t];
-        } else {
-          for (std::int64_t t = 0; t < run; ++t) d[t * MR] = T(0);
-        }
+        if (taps[kidx])
+          std::memcpy(row + (p - p0), taps[kidx] + group * Cg + c, run * sizeof(T));
+        else
+          std::memset(row + (p - p0), 0, run * sizeof(T));
         p += run;
         ++kidx;
         c = 0;
       }
     }
+    pack_rows_transposed<MR>(dst, stage.data(), kc, mr, kc);
   }
 };
 

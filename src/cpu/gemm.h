@@ -9,6 +9,12 @@
 // gemm_reference is the naive triple loop the tests compare against.
 #pragma once
 
+#include <type_traits>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "common.h"
 
 namespace needle {
@@ -90,6 +96,33 @@ inline void micro_kernel(std::int64_t kc, const T* __restrict a, const T* __rest
 
 // ---- packing ---------------------------------------------------------------------------------
 
+/// dst[k * MR + i] = src[i * rs + k] for i < mr (zero above): the transposing copy that
+/// packing row-major A needs.  With AVX2 and float, 8 rows at a time are read with one
+/// gather per k (about twice as fast as element-by-element stores).
+template <int MR, class T>
+inline void pack_rows_transposed(T* dst, const T* src, std::int64_t rs, int mr, std::int64_t kc) {
+#if defined(__AVX2__)
+  if constexpr (std::is_same<T, float>::value && MR % 8 == 0) {
+    if (mr == MR && rs * (MR - 1) < (std::int64_t(1) << 31)) {
+      for (int i0 = 0; i0 < MR; i0 += 8) {
+        const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                               _mm256_set1_epi32(int(rs)));
+        const float* base = src + i0 * rs;
+        for (std::int64_t k = 0; k < kc; ++k)
+          _mm256_storeu_ps(dst + k * MR + i0, _mm256_i32gather_ps(base + k, idx, 4));
+      }
+      return;
+    }
+  }
+#endif
+  for (int i = 0; i < mr; ++i) {
+    const T* row = src + i * rs;
+    for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = row[k];
+  }
+  for (int i = mr; i < MR; ++i)
+    for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = T(0);
+}
+
 /// Packs micro-panels of a strided A: dst[k * MR + i] = A[i0 + i, p0 + k], zero for i >= mr.
 template <class T>
 struct StridedPackA {
@@ -107,6 +140,7 @@ struct StridedPackA {
       }
       return;
     }
+    if (cs == 1) return pack_rows_transposed<MR>(dst, a, rs, mr, kc);
     for (int i = 0; i < mr; ++i) {
       const T* src = a + i * rs;
       for (std::int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k * cs];
