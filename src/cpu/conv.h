@@ -94,8 +94,8 @@ struct Im2colPackA {
   /// channels per tap: memcpy), then transposes them into the panel.
   template <int MR>
   void pack(T* dst, std::int64_t i0, int mr, std::int64_t p0, std::int64_t kc) const {
-    const std::int64_t Cg = g.Cg(), end = p0 + kc;
-    const T** taps = tap_scratch<T>(g.K());
+    const std::int64_t Cg = g.Cg(), end = p0 + kc, K = g.K();
+    const T** taps = tap_scratch<T>(K);
     static thread_local std::vector<T> stage;
     if (std::int64_t(stage.size()) < MR * kc) stage.resize(MR * kc);
     for (int i = 0; i < mr; ++i) {
@@ -103,9 +103,18 @@ struct Im2colPackA {
       T* row = stage.data() + i * kc;
       std::int64_t p = p0, kidx = p0 / Cg, c = p0 % Cg;
       while (p < end) {
-        const std::int64_t run = std::min(Cg - c, end - p);
-        if (taps[kidx])
-          std::memcpy(row + (p - p0), taps[kidx] + group * Cg + c, run * sizeof(T));
+        const T* src = taps[kidx] ? taps[kidx] + group * Cg + c : nullptr;
+        std::int64_t run = std::min(Cg - c, end - p);
+        // merge the following taps that continue the same stretch of memory (neighbouring
+        // pixels when groups == 1, e.g. a 7-wide window over 3 channels) or of padding
+        while (p + run < end && kidx + 1 < K) {
+          const T* next = taps[kidx + 1];
+          if (src ? !(g.G == 1 && next == src + run) : next != nullptr) break;
+          ++kidx;
+          run += std::min(Cg, end - p - run);
+        }
+        if (src)
+          std::memcpy(row + (p - p0), src, run * sizeof(T));
         else
           std::memset(row + (p - p0), 0, run * sizeof(T));
         p += run;
