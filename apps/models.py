@@ -2,18 +2,18 @@
 
 All models take channels-first input ``(N, C, H, W)`` and return logits ``(N, num_classes)``.
 ``ResNet9`` is the course's network and needs ``(N, 3, 32, 32)``; the others take any channel
-count (``in_channels``) and any spatial size (they end with a global average pool), and each is
-small enough to train on two CPU cores:
+count (``in_channels``), the small CNN the ``image_size`` it is built for, and the rest any
+spatial size (they end with a global average pool).  Each trains on two CPU cores:
 
 ==============  ================================================================  ==========
 name            what it exercises                                                  parameters
 ==============  ================================================================  ==========
-``SmallCNN``    3x3 convs + BatchNorm + max-pool (the default model)                  ~21k
+``SmallCNN``    3x3 convs + BatchNorm + max-pool (the default model)                 20,586
 ``ResNet9``     the course's ConvBN stack with two residual blocks                  431,946
-``MobileNet``   depthwise-separable blocks (depthwise 3x3, pointwise 1x1)             ~11k
-``ShuffleNet``  pointwise group convs + channel shuffle + depthwise 3x3                ~6k
-``ResNeXt``     bottleneck blocks with a grouped 3x3 (cardinality)                    ~20k
-``DilatedNet``  3x3 convs with dilation 1, 2, 4 (context without downsampling)        ~17k
+``MobileNet``   depthwise-separable blocks (depthwise 3x3, pointwise 1x1)            10,826
+``ShuffleNet``  pointwise group convs + channel shuffle + depthwise 3x3               5,098
+``ResNeXt``     bottleneck blocks with a grouped 3x3 (cardinality)                   36,522
+``DilatedNet``  3x3 convs with dilation 1, 2, 4 (context without downsampling)       23,850
 ==============  ================================================================  ==========
 
 Every model has an ``input_shape`` attribute (``(C, H, W)`` it is meant for) that the trainer

@@ -221,6 +221,7 @@ def write_curves(history, out_dir):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         print("note: matplotlib is not installed; skipped curves.png (history.csv has the data)")
         return [csv_path]
@@ -232,6 +233,7 @@ def write_curves(history, out_dir):
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
