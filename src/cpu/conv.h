@@ -148,24 +148,41 @@ void im2col_rows(const ConvGeom& g, const T* x, std::int64_t row0, std::int64_t 
 
 // ---- depthwise (Cg == 1): direct kernels ---------------------------------------------------
 
-/// out[row, ci * m + j] = sum_k x[tap(row, k), ci] * w[k, ci * m + j].
+/// out[row, ci * m + j] = sum_k x[tap(row, k), ci] * w[k, ci * m + j].  Threads split the
+/// output lines (n, od, oh); along a line no index division is needed.  With m == 1 each
+/// block of 64 channels is summed over all taps in a local accumulator and stored once.
 template <class T>
 void depthwise_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   const std::int64_t C = g.Cout, m = g.Cout / g.Cin, K = g.K();
-  parallel_items(g.rows(), 4, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t row = lo; row < hi; ++row) {
-      T* o = out + row * C;
-      for (std::int64_t c = 0; c < C; ++c) o[c] = T(0);
-      const T** taps = tap_scratch<T>(K);
-      row_taps(g, x, out_pos(g, row), taps);
-      for (std::int64_t kidx = 0; kidx < K; ++kidx) {
-        const T* src = taps[kidx];
-        if (!src) continue;
-        const T* wk = w + kidx * C;
+  constexpr std::int64_t CB = 64;
+  parallel_items(g.N * g.Do * g.Ho, 2, [&](std::int64_t lo, std::int64_t hi) {
+    const T** taps = tap_scratch<T>(K);
+    for (std::int64_t line = lo; line < hi; ++line) {
+      OutPos pos = out_pos(g, line * g.Wo);
+      for (std::int64_t ow = 0; ow < g.Wo; ++ow) {
+        pos.ow = ow;
+        row_taps(g, x, pos, taps);
+        T* o = out + (line * g.Wo + ow) * C;
         if (m == 1) {
+          for (std::int64_t c0 = 0; c0 < C; c0 += CB) {
+            const std::int64_t cb = std::min(CB, C - c0);
+            T acc[CB] = {};
+            for (std::int64_t kidx = 0; kidx < K; ++kidx) {
+              if (!taps[kidx]) continue;
+              const T* src = taps[kidx] + c0;
+              const T* wk = w + kidx * C + c0;
 #pragma omp simd
-          for (std::int64_t c = 0; c < C; ++c) o[c] += src[c] * wk[c];
-        } else {
+              for (std::int64_t c = 0; c < cb; ++c) acc[c] += src[c] * wk[c];
+            }
+            std::memcpy(o + c0, acc, cb * sizeof(T));
+          }
+          continue;
+        }
+        for (std::int64_t c = 0; c < C; ++c) o[c] = T(0);
+        for (std::int64_t kidx = 0; kidx < K; ++kidx) {
+          const T* src = taps[kidx];
+          if (!src) continue;
+          const T* wk = w + kidx * C;
           for (std::int64_t ci = 0; ci < g.Cin; ++ci)
             for (std::int64_t j = 0; j < m; ++j) o[ci * m + j] += src[ci] * wk[ci * m + j];
         }
@@ -186,8 +203,12 @@ void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* 
     for (std::int64_t t = tlo; t < thi; ++t) {
       T* acc = part.get() + t * K * C;
       const T** taps = tap_scratch<T>(K);
-      for (std::int64_t row = rows * t / nt; row < rows * (t + 1) / nt; ++row) {
-        row_taps(g, x, out_pos(g, row), taps);
+      const std::int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+      OutPos pos = out_pos(g, r0);
+      for (std::int64_t row = r0; row < r1; ++row) {
+        if (pos.ow == g.Wo) pos = out_pos(g, row);  // next line (divisions once per line)
+        row_taps(g, x, pos, taps);
+        ++pos.ow;
         const T* gr = grad + row * C;
         for (std::int64_t kidx = 0; kidx < K; ++kidx) {
           const T* src = taps[kidx];
