@@ -78,6 +78,7 @@ def main(argv=None):
     parser.add_argument("--n-test", type=int, default=1000)
     args = parser.parse_args(argv)
     (x_tr, y_tr), (x_te, y_te) = load_pickle(args.source)
+    os.makedirs(args.out, exist_ok=True)
     if len(x_tr) != 60000 or len(x_te) != 10000:
         sys.exit(f"error: expected 60000/10000 images, got {len(x_tr)}/{len(x_te)}")
     parts = {

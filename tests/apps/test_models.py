@@ -1,5 +1,7 @@
 """apps.models: ResNet9 against an independent NumPy forward, and the conv-family models train."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -229,3 +231,69 @@ def test_model_features_are_what_their_names_say():
 def test_build_model_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown model 'vgg'"):
         models.build_model("vgg")
+
+
+# --- the course helpers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ((15, 2, nn.BatchNorm1d), 111),
+        ((784, 100, nn.LayerNorm1d), 159_452),
+    ],
+)
+def test_mlp_resnet_block_parameter_counts(args, expected):
+    from apps.mlp_resnet import ResidualBlock
+
+    assert n_params(ResidualBlock(*args)) == expected
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ((150, 100, 5, 10, nn.LayerNorm1d), 68_360),
+        ((10, 100, 1, 100, nn.BatchNorm1d), 21_650),
+    ],
+)
+def test_mlp_resnet_parameter_counts(args, expected):
+    from apps.mlp_resnet import MLPResNet
+
+    assert n_params(MLPResNet(*args)) == expected
+
+
+def test_cifar10_helpers_train_and_evaluate_through_a_dataloader():
+    from apps import simple_ml
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(24, 3, 32, 32).astype(np.float32)
+    y = rng.randint(0, 10, 24).astype(np.uint8)
+    loader = ndl.data.DataLoader(ndl.data.NDArrayDataset(X, y), batch_size=8)
+    np.random.seed(0)
+    model = models.ResNet9(device=DEVICE)
+    before = [p.numpy().copy() for p in model.parameters()]
+    acc, loss = simple_ml.evaluate_cifar10(model, loader)
+    assert all(np.array_equal(a, p.numpy()) for a, p in zip(before, model.parameters()))
+    # evaluation = mean loss and accuracy of the eval-mode forward over all 24 samples
+    model.eval()
+    logits = model(ndl.Tensor(X, device=DEVICE)).numpy()
+    ref_loss = np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(24), y])
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-4)
+    assert acc == np.mean(logits.argmax(1) == y)
+    acc, loss = simple_ml.train_cifar10(model, loader, n_epochs=1)
+    assert 0 <= acc <= 1 and np.isfinite(loss)
+    assert not all(np.array_equal(a, p.numpy()) for a, p in zip(before, model.parameters()))
+
+
+def test_parse_mnist_reads_the_embedded_subset():
+    from apps import simple_ml
+
+    X, y = simple_ml.parse_mnist(
+        os.path.join(datasets.EMBEDDED_DIR, "t10k-images-idx3-ubyte.gz"),
+        os.path.join(datasets.EMBEDDED_DIR, "t10k-labels-idx1-ubyte.gz"),
+    )
+    assert X.shape == (1000, 784) and X.dtype == np.float32 and y.dtype == np.uint8
+    assert 0.0 == X.min() and X.max() == 1.0
+    # the official test set starts with 7 2 1 0 4 1 4 9 5 9
+    assert y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert np.bincount(y, minlength=10).tolist() == [85, 126, 116, 107, 110, 87, 87, 99, 89, 94]
