@@ -147,3 +147,32 @@ def test_module_entry_point_reports_errors_without_traceback():
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.strip().startswith("error: unknown model")
+
+
+def test_mnist_folder_data(capsys, tmp_path):
+    from apps.datasets import EMBEDDED_DIR
+
+    argv = BASE + ["--data", f"mnist:{EMBEDDED_DIR}", "--limit", "40", "--epochs", "1"]
+    code, out, err = run(argv + ["--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert f"mnist:{EMBEDDED_DIR}, 40 train / 40 test" in out
+
+
+def test_cifar10_folder_data(capsys, tmp_path):
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.RandomState(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            b"data": rng.randint(0, 256, (8, 3072), dtype=np.uint8),
+            b"labels": rng.randint(0, 10, 8).tolist(),
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    for model in ("cnn", "resnet9"):
+        argv = BASE + ["--data", f"cifar10:{folder}", "--model", model, "--epochs", "1"]
+        code, out, err = run(argv + ["--out", str(tmp_path)], capsys)
+        assert code == 0, err
+        assert "40 train / 8 test" in out
