@@ -116,3 +116,22 @@ def test_summary_prints_and_rejects_bad_arguments():
         nn.summary(lambda x: x, (1, 3))
     with pytest.raises(ValueError, match="input_shape"):
         nn.summary(nn.Linear(3, 2, device=DEVICE), (0, 3))
+
+
+def test_transposed_conv_and_pools():
+    # Conv 3->8 k3 s2 on 16x16 -> 8x8 (RF 3, jump 2).  ConvTranspose 8->4 k4 s2 p1 -> 16x16:
+    # each of the 2*8*8*8 input values is spread over 4*4 taps of 4 outputs: 65,536 MACs,
+    # params 4*4*4*8 + 4 = 516, jump 2/2 = 1, RF 3 + 3*1 = 6.  AvgPool k2 s2: RF 7, jump 2.
+    # AdaptiveAvgPool2d(1) on 8x8 acts as k8 s8: RF 7 + 7*2 = 21, jump 16.
+    model = nn.Sequential(
+        nn.Conv(3, 8, 3, stride=2, device=DEVICE),
+        nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1, device=DEVICE),
+        nn.AvgPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+    )
+    s = nn.summary(model, (2, 3, 16, 16), device=DEVICE, print_fn=None)
+    conv, convt, avg, adaptive = leaf_rows(s)
+    assert (convt.output_shape, convt.params, convt.macs) == ((2, 4, 16, 16), 516, 65_536)
+    assert [r.receptive_field[0] for r in (conv, convt, avg, adaptive)] == [3, 6, 7, 21]
+    assert [r.jump[0] for r in (conv, convt, avg, adaptive)] == [2, 1, 2, 16]
+    assert s.output_shape == (2, 4, 1, 1)
