@@ -44,6 +44,12 @@ template <class F>
 void for_each_row(const Coalesced& c, std::int64_t offset, F&& row, bool parallel = true) {
   const std::int64_t inner = c.inner(), istride = c.inner_stride(), rows = c.rows();
   const int outer = int(c.shape.size()) - 1;
+  if (rows == 1) {  // one long row (e.g. a contiguous view): split the row itself
+    parallel_range(inner, parallel ? (1 << 16) : inner + 1, [&](std::int64_t lo, std::int64_t hi) {
+      row(offset + lo * istride, lo, hi - lo, istride);
+    });
+    return;
+  }
   const std::int64_t min_rows = std::max<std::int64_t>(2, (1 << 16) / std::max<std::int64_t>(inner, 1));
   parallel_items(rows, parallel ? min_rows : rows + 1, [&](std::int64_t lo, std::int64_t hi) {
     // multi-index of row `lo` over the outer axes, then step it like an odometer
