@@ -119,8 +119,13 @@ def load_cifar10(folder):
                     batch = pickle.load(f, encoding="bytes")
             except OSError:
                 raise DataError(f"CIFAR-10 batch {name} not found in {folder}") from None
-            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+            except Exception as exc:  # noqa: BLE001 - any unpickling failure: not a batch
+                raise DataError(f"{path} is not a CIFAR-10 batch ({exc})") from None
+            try:
+                xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(f"{path} is not a CIFAR-10 batch ({exc})") from None
         return Split(np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys))
 
     train = read([f"data_batch_{i}" for i in range(1, 6)])

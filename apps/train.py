@@ -293,7 +293,8 @@ def fit(args, train, test, device, model, opt, state):
 
 
 def evaluate(args, split, device, model, loss_fn, progress, desc):
-    batches = minibatches(split.X, split.y, max(args.batch_size, 256))
+    batch_size = max(args.batch_size, 256)  # no backward pass: larger batches fit
+    batches = minibatches(split.X, split.y, batch_size)
     return run_epoch(
         model,
         batches,
@@ -303,7 +304,7 @@ def evaluate(args, split, device, model, loss_fn, progress, desc):
         dtype=args.dtype,
         progress=progress,
         desc=desc,
-        total=num_batches(len(split), 256),
+        total=num_batches(len(split), batch_size),
     )
 
 
