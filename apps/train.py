@@ -102,6 +102,8 @@ def check_args(args):
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.dtype not in ("float32", "float64"):
+        raise UsageError(f"--dtype must be float32 or float64, got {args.dtype!r}")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
     if (args.resume or args.eval_only) and not args.checkpoint:

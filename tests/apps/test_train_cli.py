@@ -122,6 +122,8 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, capsys, monkeypatch):
         (["--eval-only", "--checkpoint", "/no/such.ckpt"], "checkpoint not found"),
         (["--epochs", "zero"], "invalid int value"),
         (["--optimizer", "lbfgs"], "unknown optimizer"),
+        (["--dtype", "float16"], "--dtype must be float32 or float64"),
+        (["--schedule", "linear"], "unknown schedule"),
     ],
 )
 def test_errors_are_one_line_with_status_2(argv, message, capsys):
