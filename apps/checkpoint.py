@@ -3,7 +3,8 @@ state, epoch, RNG states and history, in one pickle of NumPy arrays and plain Py
 
 Model tensors come from ``Module.state_dict()`` (parameters and buffers such as BatchNorm's
 ``running_mean``).  Optimizer state comes from ``Optimizer.state_dict()`` (per-parameter
-buffers keyed by the parameter's position).
+buffers keyed by the parameter's position).  A checkpoint is a pickle: load only files you
+trust (unpickling can run code).
 """
 
 import os

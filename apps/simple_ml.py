@@ -76,7 +76,9 @@ def epoch_general_cifar10(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None)
     Returns ``(average accuracy, average loss)`` over all samples.
     """
     np.random.seed(4)
-    result = run_epoch(model, dataloader, loss_fn, opt)
+    params = model.parameters()
+    device = params[0].device if params else None  # batches follow the model to its device
+    result = run_epoch(model, dataloader, loss_fn, opt, device=device)
     return result.accuracy, result.loss
 
 
