@@ -15,7 +15,8 @@ dilated kernel extent (the course's k // 2).  Columns:
                    channels_last), "n/a" when PyTorch is not installed
     ratio          needle time / PyTorch time (below 1: needle is faster)
 
-Times are medians of ``--repeat`` runs after one warm-up.  Thread counts are pinned to 2 for
+Times are medians of ``--repeat`` samples after one warm-up; a sample repeats a small layer
+until it lasts 20 ms.  Thread counts are pinned to 2 for
 both sides and glibc's malloc thresholds set high (the script re-executes itself with them),
 so fresh large allocations do not decide the figures.  Never used as a test.
 """
@@ -60,14 +61,18 @@ LAYERS = [
 ]
 
 
-def median_ms(fn, repeat):
+def median_ms(fn, repeat, min_sample_s=0.02):
+    """Median milliseconds per call over ``repeat`` samples of >= ``min_sample_s`` each."""
+    start = time.perf_counter()
     fn()  # warm-up: first-touch page faults, pool fill, lazy initialisation
-    times = []
+    number = max(1, int(min_sample_s / max(time.perf_counter() - start, 1e-6)))
+    samples = []
     for _ in range(repeat):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - start) / number)
+    return 1e3 * statistics.median(samples)
 
 
 def needle_times(layer, batch, device, repeat):

@@ -237,6 +237,17 @@ def test_conv_defaults_follow_the_course(device):
     assert ndl.ops.Conv(stride=2, padding=1)(x, w).shape == (1, 3, 3, 1)
 
 
+def test_conv_op_compute_on_arrays(device):
+    """The op class works on backend arrays directly (course-style ``Conv(...).compute``)."""
+    dtype = _dtype(device)
+    x, w = np.random.randn(2, 6, 5, 4), np.random.randn(3, 3, 2, 6)
+    X, W = tensor(x, device, dtype), tensor(w, device, dtype)
+    out = ndl.ops.Conv(stride=2, padding=1, groups=2).compute(
+        X.realize_cached_data(), W.realize_cached_data()
+    )
+    np.testing.assert_allclose(out.numpy(), conv_reference(x, w, 2, 1, 1, 2), **TOL[dtype])
+
+
 def test_flip_swap_kernel_is_an_involution(device):
     dtype = _dtype(device)
     w = np.random.randn(2, 3, 2, 6)  # groups 3: Cg = 2, C_out = 6
@@ -365,6 +376,15 @@ def test_max_pool_gradient_goes_to_the_first_argmax_on_ties(device):
     X = tensor(np.ones((1, 2, 2, 1)), device, dtype)
     ndl.ops.max_pool(X, 2).backward()
     np.testing.assert_array_equal(X.grad.numpy().reshape(-1), [1, 0, 0, 0])
+
+
+def test_max_pool_second_derivative_is_reported_missing(device):
+    dtype = _dtype(device)
+    X = tensor(np.random.randn(1, 4, 4, 1), device, dtype)
+    G = tensor(np.ones((1, 2, 2, 1)), device, dtype)
+    ndl.ops.max_pool(X, 2).backward(G)
+    with pytest.raises(NotImplementedError, match="max pooling"):
+        X.grad.backward()
 
 
 def test_avg_pool(device):
