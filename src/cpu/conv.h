@@ -75,13 +75,32 @@ inline void row_taps(const ConvGeom& g, const T* x, const OutPos& p, const T** t
   }
 }
 
-/// A per-thread scratch array of tap pointers (no allocation per call once grown).
+/// Per-call scratch for the conv kernels, one slice per thread (owned by the call, from the
+/// pool): a table of K tap pointers and, for the forward packer, an MR x KC staging tile.
 template <class T>
-inline const T** tap_scratch(std::int64_t K) {
-  static thread_local std::vector<const T*> taps;
-  if (std::int64_t(taps.size()) < K) taps.resize(K);
-  return taps.data();
-}
+class ConvScratch {
+ public:
+  ConvScratch(std::int64_t K, int nt, bool stage)
+      : K_(K), stage_len_(stage ? std::int64_t(GemmBlocks<T>::MR_NARROW) * GemmBlocks<T>::KC : 0),
+        taps_(std::size_t(nt) * K), stage_(std::size_t(nt) * std::max<std::int64_t>(stage_len_, 1)),
+        nt_(nt) {}
+  const T** taps() const { return taps_.get() + slot() * K_; }
+  T* stage() const { return stage_.get() + slot() * stage_len_; }
+
+ private:
+  int slot() const {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+    return t < nt_ ? t : 0;
+#else
+    return 0;
+#endif
+  }
+  std::int64_t K_, stage_len_;
+  Workspace<const T*> taps_;
+  Workspace<T> stage_;
+  int nt_;
+};
 
 /// Packs A = X_g (rows = output pixels, columns = (tap, channel of group g)).
 template <class T>
@@ -89,18 +108,18 @@ struct Im2colPackA {
   const ConvGeom& g;
   const T* x;
   std::int64_t group;
+  const ConvScratch<T>& scratch;
 
   /// Stages the mr im2col rows in a per-thread row-major buffer (contiguous runs of Cg
   /// channels per tap: memcpy), then transposes them into the panel.
   template <int MR>
   void pack(T* dst, std::int64_t i0, int mr, std::int64_t p0, std::int64_t kc) const {
     const std::int64_t Cg = g.Cg(), end = p0 + kc, K = g.K();
-    const T** taps = tap_scratch<T>(K);
-    static thread_local std::vector<T> stage;
-    if (std::int64_t(stage.size()) < MR * kc) stage.resize(MR * kc);
+    const T** taps = scratch.taps();
+    T* stage = scratch.stage();  // MR x kc (MR <= MR_NARROW, kc <= KC)
     for (int i = 0; i < mr; ++i) {
       row_taps(g, x, out_pos(g, i0 + i), taps);
-      T* row = stage.data() + i * kc;
+      T* row = stage + i * kc;
       std::int64_t p = p0, kidx = p0 / Cg, c = p0 % Cg;
       while (p < end) {
         const T* src = taps[kidx] ? taps[kidx] + group * Cg + c : nullptr;
@@ -122,16 +141,16 @@ struct Im2colPackA {
         c = 0;
       }
     }
-    pack_rows_transposed<MR>(dst, stage.data(), kc, mr, kc);
+    pack_rows_transposed<MR>(dst, stage, kc, mr, kc);
   }
 };
 
 /// im2col of output rows [row0, row0 + nrows) into cols laid out (rows, G, K, Cg): the
 /// columns of group g are one contiguous run of K * Cg per row.
 template <class T>
-void im2col_rows(const ConvGeom& g, const T* x, std::int64_t row0, std::int64_t nrows, T* cols) {
+void im2col_rows(const ConvGeom& g, const T* x, std::int64_t row0, std::int64_t nrows, T* cols,
+                 const T** taps) {
   const std::int64_t K = g.K(), Cg = g.Cg(), Kdim = K * Cg, width = g.G * Kdim;
-  const T** taps = tap_scratch<T>(K);
   for (std::int64_t r = 0; r < nrows; ++r) {
     row_taps(g, x, out_pos(g, row0 + r), taps);
     T* dst = cols + r * width;
@@ -155,8 +174,9 @@ template <class T>
 void depthwise_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   const std::int64_t C = g.Cout, m = g.Cout / g.Cin, K = g.K();
   constexpr std::int64_t CB = 64;
+  const ConvScratch<T> scratch(K, max_threads(), false);
   parallel_items(g.N * g.Do * g.Ho, 2, [&](std::int64_t lo, std::int64_t hi) {
-    const T** taps = tap_scratch<T>(K);
+    const T** taps = scratch.taps();
     for (std::int64_t line = lo; line < hi; ++line) {
       OutPos pos = out_pos(g, line * g.Wo);
       for (std::int64_t ow = 0; ow < g.Wo; ++ow) {
@@ -198,11 +218,12 @@ void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* 
   const std::int64_t C = g.Cout, m = g.Cout / g.Cin, K = g.K(), rows = g.rows();
   const int nt = rows >= 64 ? max_threads() : 1;
   Workspace<T> part(std::size_t(nt) * K * C);
+  const ConvScratch<T> scratch(K, nt, false);
   for (std::int64_t i = 0; i < nt * K * C; ++i) part.get()[i] = T(0);
   parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
     for (std::int64_t t = tlo; t < thi; ++t) {
       T* acc = part.get() + t * K * C;
-      const T** taps = tap_scratch<T>(K);
+      const T** taps = scratch.taps();
       const std::int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
       OutPos pos = out_pos(g, r0);
       for (std::int64_t row = r0; row < r1; ++row) {
@@ -242,8 +263,9 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
     for (std::int64_t i = 0; i < M * g.Cout; ++i) out[i] = T(0);
     return;
   }
+  const ConvScratch<T> scratch(g.K(), max_threads(), true);
   for (std::int64_t grp = 0; grp < g.G; ++grp)
-    gemm_packed(M, Coutg, Kdim, Im2colPackA<T>{g, x, grp}, w + grp * Coutg, g.Cout, 1,
+    gemm_packed(M, Coutg, Kdim, Im2colPackA<T>{g, x, grp, scratch}, w + grp * Coutg, g.Cout, 1,
                 out + grp * Coutg, g.Cout, 1, false);
 }
 
@@ -269,6 +291,7 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
       std::max<std::int64_t>(1, std::int64_t(kIm2colBlockBytes / sizeof(T)) / width);
   Workspace<T> part(std::size_t(nt) * wsize);
   Workspace<T> cols(std::size_t(nt) * std::min(block, M) * width);
+  const ConvScratch<T> scratch(g.K(), nt, false);
   parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
     for (std::int64_t t = tlo; t < thi; ++t) {
       T* acc = part.get() + t * wsize;
@@ -276,7 +299,7 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
       std::fill(acc, acc + wsize, T(0));
       for (std::int64_t r0 = M * t / nt; r0 < M * (t + 1) / nt; r0 += block) {
         const std::int64_t nr = std::min(block, M * (t + 1) / nt - r0);
-        im2col_rows(g, x, r0, nr, mine);
+        im2col_rows(g, x, r0, nr, mine, scratch.taps());
         for (std::int64_t grp = 0; grp < g.G; ++grp)
           gemm<T>(Kdim, Coutg, nr, mine + grp * Kdim, 1, width, grad + r0 * g.Cout + grp * Coutg,
                   g.Cout, 1, acc + grp * Coutg, g.Cout, 1, true);
