@@ -80,6 +80,7 @@ inline void row_taps(const ConvGeom& g, const T* x, const OutPos& p, const T** t
 template <class T>
 class ConvScratch {
  public:
+  /// K tap pointers per thread (a table of several rows' taps when the caller asks for it).
   ConvScratch(std::int64_t K, int nt, bool stage)
       : K_(K), stage_len_(stage ? std::int64_t(GemmBlocks<T>::MR_NARROW) * GemmBlocks<T>::KC : 0),
         taps_(std::size_t(nt) * K), stage_(std::size_t(nt) * std::max<std::int64_t>(stage_len_, 1)),
@@ -184,7 +185,26 @@ void depthwise_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
         row_taps(g, x, pos, taps);
         T* o = out + (line * g.Wo + ow) * C;
         if (m == 1) {
-          for (std::int64_t c0 = 0; c0 < C; c0 += CB) {
+          std::int64_t c0 = 0;
+          for (; c0 + CB <= C; c0 += CB) {  // full blocks: accumulators in vector registers
+            using V = typename VecOf<T>::type;
+            constexpr int NV = int(CB * sizeof(T) / sizeof(V));
+            V acc[NV] = {};
+            for (std::int64_t kidx = 0; kidx < K; ++kidx) {
+              if (!taps[kidx]) continue;
+              const T* src = taps[kidx] + c0;
+              const T* wk = w + kidx * C + c0;
+#pragma GCC unroll 16
+              for (int v = 0; v < NV; ++v) {
+                V a, b;
+                std::memcpy(&a, src + v * (sizeof(V) / sizeof(T)), sizeof(V));
+                std::memcpy(&b, wk + v * (sizeof(V) / sizeof(T)), sizeof(V));
+                acc[v] += a * b;
+              }
+            }
+            std::memcpy(o + c0, acc, sizeof(acc));
+          }
+          for (; c0 < C; c0 += CB) {
             const std::int64_t cb = std::min(CB, C - c0);
             T acc[CB] = {};
             for (std::int64_t kidx = 0; kidx < K; ++kidx) {
@@ -211,36 +231,69 @@ void depthwise_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   });
 }
 
-/// dw[k, ci * m + j] = sum_row x[tap(row, k), ci] * grad[row, ci * m + j]; per-thread
-/// partial sums (K x Cout each) are added at the end.
+/// dw[k, ci * m + j] = sum_row x[tap(row, k), ci] * grad[row, ci * m + j]; each thread
+/// sums its rows into a private K x Cout partial, added up at the end.  Rows go in chunks of
+/// kDwChunk whose tap tables are built first; then, per tap and 64-channel block, the partial
+/// stays in vector registers across the chunk.
+constexpr std::int64_t kDwChunk = 32;
+
 template <class T>
 void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   const std::int64_t C = g.Cout, m = g.Cout / g.Cin, K = g.K(), rows = g.rows();
+  constexpr std::int64_t CB = 64;
   const int nt = rows >= 64 ? max_threads() : 1;
   Workspace<T> part(std::size_t(nt) * K * C);
-  const ConvScratch<T> scratch(K, nt, false);
+  const ConvScratch<T> scratch(kDwChunk * K, nt, false);
   for (std::int64_t i = 0; i < nt * K * C; ++i) part.get()[i] = T(0);
   parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
     for (std::int64_t t = tlo; t < thi; ++t) {
       T* acc = part.get() + t * K * C;
-      const T** taps = scratch.taps();
+      const T** table = scratch.taps();  // kDwChunk rows x K taps
       const std::int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
       OutPos pos = out_pos(g, r0);
-      for (std::int64_t row = r0; row < r1; ++row) {
-        if (pos.ow == g.Wo) pos = out_pos(g, row);  // next line (divisions once per line)
-        row_taps(g, x, pos, taps);
-        ++pos.ow;
-        const T* gr = grad + row * C;
+      for (std::int64_t c_row = r0; c_row < r1; c_row += kDwChunk) {
+        const std::int64_t nr = std::min(kDwChunk, r1 - c_row);
+        for (std::int64_t r = 0; r < nr; ++r) {
+          if (pos.ow == g.Wo) pos = out_pos(g, c_row + r);  // next line: divisions once per line
+          row_taps(g, x, pos, table + r * K);
+          ++pos.ow;
+        }
         for (std::int64_t kidx = 0; kidx < K; ++kidx) {
-          const T* src = taps[kidx];
-          if (!src) continue;
           T* ak = acc + kidx * C;
+          std::int64_t c0 = 0;
           if (m == 1) {
+            using V = typename VecOf<T>::type;
+            constexpr int VW = int(sizeof(V) / sizeof(T)), NV = int(CB / VW);
+            for (; c0 + CB <= C; c0 += CB) {
+              V sum[NV];
+              std::memcpy(sum, ak + c0, sizeof(sum));
+              for (std::int64_t r = 0; r < nr; ++r) {
+                const T* src = table[r * K + kidx];
+                if (!src) continue;
+                const T* gr = grad + (c_row + r) * C + c0;
+#pragma GCC unroll 16
+                for (int v = 0; v < NV; ++v) {
+                  V a, b;
+                  std::memcpy(&a, src + c0 + v * VW, sizeof(V));
+                  std::memcpy(&b, gr + v * VW, sizeof(V));
+                  sum[v] += a * b;
+                }
+              }
+              std::memcpy(ak + c0, sum, sizeof(sum));
+            }
+          }
+          if (c0 == C) continue;
+          for (std::int64_t r = 0; r < nr; ++r) {
+            const T* src = table[r * K + kidx];
+            if (!src) continue;
+            const T* gr = grad + (c_row + r) * C;
+            if (m == 1) {
 #pragma omp simd
-            for (std::int64_t c = 0; c < C; ++c) ak[c] += src[c] * gr[c];
-          } else {
-            for (std::int64_t ci = 0; ci < g.Cin; ++ci)
-              for (std::int64_t j = 0; j < m; ++j) ak[ci * m + j] += src[ci] * gr[ci * m + j];
+              for (std::int64_t c = c0; c < C; ++c) ak[c] += src[c] * gr[c];
+            } else {
+              for (std::int64_t ci = 0; ci < g.Cin; ++ci)
+                for (std::int64_t j = 0; j < m; ++j) ak[ci * m + j] += src[ci] * gr[ci * m + j];
+            }
           }
         }
       }

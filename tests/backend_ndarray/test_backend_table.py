@@ -348,6 +348,7 @@ def conv_cases():
         (2, 1, 3, 3, dict(p=-1)), (2, 1, 3, 3, dict(p=0)), (2, 1, 2, 2, dict(idl=2, p=2)),
         (1, 1, 4, 4, dict(d=3, s=3)), (2, 2, 2, 3, dict(idl=3, d=2)), (2, 5, 1, 2, dict(p=-1)),
         (1, 8, 1, 1, dict(s=2)), (3, 1, 1, 1, dict(k=1)), (2, 1, 3, 17, {}),
+        (2, 96, 1, 1, {}),  # depthwise, one full 64-channel block plus a remainder
     ]
     cases = [make_conv_geom(rng, *spec[:4], **spec[4]) for spec in specs]
     # larger: K*Cg and rows exceed the GEMM's KC / MC blocks
