@@ -245,7 +245,16 @@ def test_conv_op_compute_on_arrays(device):
     out = ndl.ops.Conv(stride=2, padding=1, groups=2).compute(
         X.realize_cached_data(), W.realize_cached_data()
     )
-    np.testing.assert_allclose(out.numpy(), conv_reference(x, w, 2, 1, 1, 2), **TOL[dtype])
+    np.testing.assert_allclose(np.asarray(out), conv_reference(x, w, 2, 1, 1, 2), **TOL[dtype])
+
+
+def test_channels_last(device):
+    dtype = _dtype(device)
+    for shape in [(2, 3, 5), (2, 3, 4, 5), (1, 2, 3, 4, 2)]:
+        x = np.random.randn(*shape)
+        y = ndl.ops.channels_last(tensor(x, device, dtype))
+        np.testing.assert_array_equal(y.numpy(), np.moveaxis(x, 1, -1).astype(dtype))
+    check_grad(ndl.ops.channels_last, np.random.randn(2, 3, 2, 4), device=device)
 
 
 def test_flip_swap_kernel_is_an_involution(device):

@@ -25,6 +25,7 @@ from ..autograd import Tensor, TensorOp
 from ..backend_ndarray import ndarray as _nd
 from ..backend_ndarray import ndarray_backend_numpy as _np_backend
 from ..backend_selection import BACKEND
+from .ops_mathematic import permute
 
 __all__ = [
     "ConvGeometry",
@@ -44,6 +45,8 @@ __all__ = [
     "MaxPoolGrad",
     "max_pool",
     "avg_pool",
+    "ChannelsLast",
+    "channels_last",
 ]
 
 PAD_MODES = ("zeros", "circular", "reflect", "replicate")
@@ -439,9 +442,35 @@ class ConvWeightGrad(TensorOp):
         return grad_a, grad_g
 
 
-# --- kernel flip + per-group channel swap ----------------------------------------------------
+# --- layouts ---------------------------------------------------------------------------------
 def _contiguous(x):
     return numpy.ascontiguousarray(x) if isinstance(x, numpy.ndarray) else x.compact()
+
+
+class ChannelsLast(TensorOp):
+    """``(N, C, *spatial) -> (N, *spatial, C)`` as one packed copy.
+
+    A conv reads its input twice (forward, and the weight gradient in backward); packing it
+    once here serves both, where a permutation view would be packed by each kernel call.
+    The gradient is the inverse permutation (a view).
+    """
+
+    def compute(self, a):
+        axes = (0, *range(2, a.ndim), 1)
+        view = a.transpose(axes) if isinstance(a, numpy.ndarray) else a.permute(axes)
+        return _contiguous(view)
+
+    def gradient(self, out_grad, node):
+        nd = len(out_grad.shape) - 2
+        return permute(out_grad, (0, nd + 1, *range(1, nd + 1)))
+
+
+def channels_last(a):
+    """``(N, C, *spatial)`` moved to ``(N, *spatial, C)``, packed."""
+    return ChannelsLast()(a)
+
+
+# --- kernel flip + per-group channel swap ----------------------------------------------------
 
 
 class FlipSwapKernel(TensorOp):
