@@ -56,36 +56,30 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     p = _Parser(
         prog="python -m apps.train",
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a model; by default a small CNN on the embedded MNIST subset.",
     )
-    p.add_argument("--model", default="cnn", help=f"one of: {', '.join(MODELS)}")
+    p.add_argument("--model", default="cnn", help=f"{' | '.join(MODELS)} (default: cnn)")
     p.add_argument(
         "--data",
         default="embedded",
-        help="'embedded' (MNIST subset in apps/data), 'mnist:DIR' or 'cifar10:DIR'",
+        help="embedded (the MNIST subset in apps/data, default) | mnist:DIR | cifar10:DIR",
     )
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=3, help="default: 3")
+    p.add_argument("--batch-size", type=int, default=64, help="default: 64")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (adam 0.01, sgd 0.1)")
+    p.add_argument("--optimizer", default="adam", help="adam (default) | sgd (momentum 0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
     p.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="peak learning rate (default 0.01 for adam, 0.1 for sgd)",
+        "--schedule", default="onecycle", help=f"{' | '.join(SCHEDULES)} (default: onecycle)"
     )
-    p.add_argument("--optimizer", default="adam", help="adam or sgd (momentum 0.9)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", default="onecycle", help=f"one of: {', '.join(SCHEDULES)}")
-    p.add_argument("--device", default=None, help="cpu (C++ backend), cuda or numpy")
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", default=None, help="save model+optimizer here every epoch")
+    p.add_argument("--device", default=None, help="cpu | cuda | numpy (default: cpu if built)")
+    p.add_argument("--dtype", default="float32", help="float32 (default) | float64")
+    p.add_argument("--seed", type=int, default=0, help="seeds initialization and shuffling (0)")
+    p.add_argument("--checkpoint", default=None, help="save model+optimizer+RNG here each epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint's model")
-    p.add_argument(
-        "--limit", type=int, default=None, help="use only the first N train and N test examples"
-    )
-    p.add_argument("--out", default=None, help="folder for curves (default runs/MODEL)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N train/test images")
+    p.add_argument("--out", default=None, help="folder for history.csv/curves.png (runs/MODEL)")
     p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     return p
 
