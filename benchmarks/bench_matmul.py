@@ -70,22 +70,38 @@ def bench_bandwidth(repeat, n=1 << 22):
     rb, rout = cpu.Array(side, "float32"), np.empty(side, np.float32)
     xt = x.reshape(side, side)
     rows = [
-        ("ewise_add (2 reads, 1 write)", 12 * n,
-         lambda: cpu.ewise_add(xb, yb, ob), lambda: np.add(x, y, out=out)),
-        ("scalar_mul (1 read, 1 write)", 8 * n,
-         lambda: cpu.scalar_mul(xb, 1.5, ob), lambda: np.multiply(x, 1.5, out=out)),
-        ("ewise_relu", 8 * n,
-         lambda: cpu.ewise_relu(xb, ob), lambda: np.maximum(x, 0, out=out)),
-        ("ewise_exp", 8 * n,
-         lambda: cpu.ewise_exp(xb, ob), lambda: np.exp(x, out=out)),
-        ("reduce_sum (rows of 2048)", 4 * n,
-         lambda: cpu.reduce_sum(xb, rb, side), lambda: x.reshape(side, side).sum(axis=1, out=rout)),
-        ("compact contiguous (copy)", 8 * n,
-         lambda: cpu.compact(xb, ob, (side, side), (side, 1), 0),
-         lambda: np.copyto(out.reshape(side, side), xt)),
-        ("compact transposed 2048x2048", 8 * n,
-         lambda: cpu.compact(xb, ob, (side, side), (1, side), 0),
-         lambda: np.copyto(out.reshape(side, side), xt.T)),
+        (
+            "ewise_add (2 reads, 1 write)",
+            12 * n,
+            lambda: cpu.ewise_add(xb, yb, ob),
+            lambda: np.add(x, y, out=out),
+        ),
+        (
+            "scalar_mul (1 read, 1 write)",
+            8 * n,
+            lambda: cpu.scalar_mul(xb, 1.5, ob),
+            lambda: np.multiply(x, 1.5, out=out),
+        ),
+        ("ewise_relu", 8 * n, lambda: cpu.ewise_relu(xb, ob), lambda: np.maximum(x, 0, out=out)),
+        ("ewise_exp", 8 * n, lambda: cpu.ewise_exp(xb, ob), lambda: np.exp(x, out=out)),
+        (
+            "reduce_sum (rows of 2048)",
+            4 * n,
+            lambda: cpu.reduce_sum(xb, rb, side),
+            lambda: x.reshape(side, side).sum(axis=1, out=rout),
+        ),
+        (
+            "compact contiguous (copy)",
+            8 * n,
+            lambda: cpu.compact(xb, ob, (side, side), (side, 1), 0),
+            lambda: np.copyto(out.reshape(side, side), xt),
+        ),
+        (
+            "compact transposed 2048x2048",
+            8 * n,
+            lambda: cpu.compact(xb, ob, (side, side), (1, side), 0),
+            lambda: np.copyto(out.reshape(side, side), xt.T),
+        ),
     ]
     result = []
     for name, nbytes, ours, ref in rows:
@@ -103,16 +119,21 @@ def main():
 
     print(f"# {cpu_name()}; threads={args.threads}; NumPy {np.__version__}: {blas_info()}")
     bar = "|" if args.markdown else ""
-    print(f"{bar} {'shape m x n x p':<22} {bar} {'needle GFLOP/s':>14} {bar} {'NumPy GFLOP/s':>13} "
-          f"{bar} {'ratio':>6} {bar} {'max |err|':>9} {bar}")
+    print(
+        f"{bar} {'shape m x n x p':<22} {bar} {'needle GFLOP/s':>14} {bar} {'NumPy GFLOP/s':>13} "
+        f"{bar} {'ratio':>6} {bar} {'max |err|':>9} {bar}"
+    )
     if args.markdown:
         print("|---|---:|---:|---:|---:|")
     for m, n, p in [(s, s, s) for s in SQUARE] + TALL:
         ours, ref, err = bench_matmul(m, n, p, args.repeat)
-        print(f"{bar} {f'{m} x {n} x {p}':<22} {bar} {ours:>14.1f} {bar} {ref:>13.1f} "
-              f"{bar} {ours / ref:>6.2f} {bar} {err:>9.1e} {bar}")
+        print(
+            f"{bar} {f'{m} x {n} x {p}':<22} {bar} {ours:>14.1f} {bar} {ref:>13.1f} "
+            f"{bar} {ours / ref:>6.2f} {bar} {err:>9.1e} {bar}"
+        )
     print()
-    print(f"{bar} {'kernel (4M float32)':<30} {bar} {'needle GB/s':>11} {bar} {'NumPy GB/s':>10} {bar}")
+    head = f"{'kernel (4M float32)':<30} {bar} {'needle GB/s':>11} {bar} {'NumPy GB/s':>10}"
+    print(f"{bar} {head} {bar}")
     if args.markdown:
         print("|---|---:|---:|")
     for name, ours, ref in bench_bandwidth(args.repeat):

@@ -23,9 +23,15 @@ UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 def pin_environment(threads=2):
     """Re-exec the running script with the pinned environment unless it already has it."""
-    env = dict(PINNED_ENV, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads))
-    if any(os.environ.get(k) != v for k, v in env.items()) or any(k in os.environ for k in UNSET_ENV):
+    env = dict(
+        PINNED_ENV,
+        OMP_NUM_THREADS=str(threads),
+        OPENBLAS_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+    )
+    if any(os.environ.get(k) != v for k, v in env.items()) or any(
+        k in os.environ for k in UNSET_ENV
+    ):
         os.environ.update(env)
         for k in UNSET_ENV:
             os.environ.pop(k, None)
@@ -57,8 +63,10 @@ def blas_info():
         infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
         if infos:
             i = infos[0]
-            return (f"{i.get('internal_api')} {i.get('version')} core={i.get('architecture')} "
-                    f"threads={i.get('num_threads')}")
+            return (
+                f"{i.get('internal_api')} {i.get('version')} core={i.get('architecture')} "
+                f"threads={i.get('num_threads')}"
+            )
     except ImportError:
         pass
     try:

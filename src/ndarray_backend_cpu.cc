@@ -56,7 +56,8 @@ class Array {
 DType dtype_from_object(const py::object& obj) {
   if (py::isinstance<py::str>(obj)) return parse_dtype(obj.cast<std::string>());
   try {
-    return parse_dtype(py::module_::import("numpy").attr("dtype")(obj).attr("name").cast<std::string>());
+    py::object np_dtype = py::module_::import("numpy").attr("dtype")(obj);
+    return parse_dtype(np_dtype.attr("name").cast<std::string>());
   } catch (const py::error_already_set&) {
     throw DTypeError("Array: unsupported dtype " + std::string(py::repr(obj)));
   }

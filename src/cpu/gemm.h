@@ -287,7 +287,8 @@ void gemm(std::int64_t M, std::int64_t N, std::int64_t K, const T* A, std::int64
     return;
   }
   if (N == 1 && csA == 1) {  // matrix-vector: one dot product per row of A
-    parallel_items(M, std::max<std::int64_t>(2, (1 << 15) / K), [&](std::int64_t lo, std::int64_t hi) {
+    const std::int64_t min_rows = std::max<std::int64_t>(2, (1 << 15) / K);
+    parallel_items(M, min_rows, [&](std::int64_t lo, std::int64_t hi) {
       for (std::int64_t i = lo; i < hi; ++i) {
         const T* a = A + i * rsA;
         T s = T(0);

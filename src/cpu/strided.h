@@ -50,7 +50,8 @@ void for_each_row(const Coalesced& c, std::int64_t offset, F&& row, bool paralle
     });
     return;
   }
-  const std::int64_t min_rows = std::max<std::int64_t>(2, (1 << 16) / std::max<std::int64_t>(inner, 1));
+  const std::int64_t min_rows =
+      std::max<std::int64_t>(2, (1 << 16) / std::max<std::int64_t>(inner, 1));
   parallel_items(rows, parallel ? min_rows : rows + 1, [&](std::int64_t lo, std::int64_t hi) {
     // multi-index of row `lo` over the outer axes, then step it like an odometer
     std::vector<std::int64_t> idx(std::max(outer, 0), 0);

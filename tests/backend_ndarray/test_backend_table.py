@@ -27,8 +27,10 @@ def dev_id(d):
 
 
 def tol(dtype, scale=1.0):
-    return dict(rtol=2e-5 if dtype == "float32" else 1e-12,
-                atol=(2e-5 if dtype == "float32" else 1e-12) * scale)
+    return dict(
+        rtol=2e-5 if dtype == "float32" else 1e-12,
+        atol=(2e-5 if dtype == "float32" else 1e-12) * scale,
+    )
 
 
 def put(mod, arr, dtype):
@@ -180,9 +182,11 @@ def random_view(rng, allow_broadcast):
     for d in base_shape:
         start, stop = sorted(int(v) for v in rng.integers(0, d + 1, 2))
         step = int(rng.choice([1, 2, 3, -1, -2]))
-        idx.append(slice(start, stop, step) if step > 0 else slice(stop - 1 if stop else None,
-                                                                   start - 1 if start else None,
-                                                                   step))
+        idx.append(
+            slice(start, stop, step)
+            if step > 0
+            else slice(stop - 1 if stop else None, start - 1 if start else None, step)
+        )
     view = base[tuple(idx)].transpose(rng.permutation(ndim))
     if allow_broadcast and rng.random() < 0.5:
         view = np.broadcast_to(view[:, None], (view.shape[0], 3, *view.shape[1:]))
@@ -225,7 +229,9 @@ def test_setitem(device, dtype):
 
 
 @pytest.mark.parametrize("device", DEVICES, ids=dev_id)
-@pytest.mark.parametrize("groups,r", [(1, 1), (3, 1), (1, 100003), (1000, 7), (50, 333), (2, 40000)])
+@pytest.mark.parametrize(
+    "groups,r", [(1, 1), (3, 1), (1, 100003), (1000, 7), (50, 333), (2, 40000)]
+)
 def test_reduce(device, dtype, groups, r):
     rng = np.random.default_rng(groups + r)
     a = rng.standard_normal(groups * r)
@@ -239,8 +245,20 @@ def test_reduce(device, dtype, groups, r):
 # ---- matmul ------------------------------------------------------------------------------------
 
 MATMUL_SIZES = [
-    (1, 1, 1), (1, 7, 33), (7, 33, 1), (7, 7, 7), (33, 33, 33), (33, 257, 7), (257, 33, 257),
-    (257, 257, 257), (300, 147, 16), (300, 147, 1), (100, 600, 40), (5, 3000, 3), (3, 5, 3100), (13, 0, 5),
+    (1, 1, 1),
+    (1, 7, 33),
+    (7, 33, 1),
+    (7, 7, 7),
+    (33, 33, 33),
+    (33, 257, 7),
+    (257, 33, 257),
+    (257, 257, 257),
+    (300, 147, 16),
+    (300, 147, 1),
+    (100, 600, 40),
+    (5, 3000, 3),
+    (3, 5, 3100),
+    (13, 0, 5),
 ]
 
 
@@ -258,8 +276,21 @@ def test_matmul_batched(device, dtype, sa, sb):
     rng = np.random.default_rng(7)
     batch, m, n, p = 3, 19, 35, 21
     a, b = rng.standard_normal(batch * m * n), rng.standard_normal(batch * n * p)
-    check(device, "matmul_batched", dtype, a, b, Out(batch * m * p), batch, m, n, p,
-          sa * m * n, sb * n * p, scale=10)
+    check(
+        device,
+        "matmul_batched",
+        dtype,
+        a,
+        b,
+        Out(batch * m * p),
+        batch,
+        m,
+        n,
+        p,
+        sa * m * n,
+        sb * n * p,
+        scale=10,
+    )
 
 
 def test_matmul_tiled_course_layout():
@@ -273,8 +304,17 @@ def test_matmul_tiled_course_layout():
     for m, n, p in [(1, 1, 1), (2, 2, 3), (1, 2, 1), (3, 3, 3)]:
         a, b = rng.standard_normal((m * T, n * T)), rng.standard_normal((n * T, p * T))
         tile = lambda x, r, c: x.reshape(r, T, c, T).transpose(0, 2, 1, 3)  # noqa: E731
-        (out,) = call(mod, "matmul_tiled", "float32", tile(a, m, n), tile(b, n, p),
-                      Out(m * p * T * T), m * T, n * T, p * T)
+        (out,) = call(
+            mod,
+            "matmul_tiled",
+            "float32",
+            tile(a, m, n),
+            tile(b, n, p),
+            Out(m * p * T * T),
+            m * T,
+            n * T,
+            p * T,
+        )
         got = out.reshape(m, p, T, T).transpose(0, 2, 1, 3).reshape(m * T, p * T)
         np.testing.assert_allclose(got, a @ b, rtol=1e-4, atol=1e-4)
 
@@ -297,8 +337,9 @@ def test_strided_gemm(dtype, reference, M, N, K):
             b = put(mod, B.T if tb else B, dtype)
             c = put(mod, C0.T if tc else C0, dtype)
             rs = lambda t, rows, cols: (1, rows) if t else (cols, 1)  # noqa: E731
-            mod._gemm(a, b, c, M, N, K, *rs(ta, M, K), *rs(tb, K, N), *rs(tc, M, N), bool(acc),
-                      reference)
+            mod._gemm(
+                a, b, c, M, N, K, *rs(ta, M, K), *rs(tb, K, N), *rs(tc, M, N), bool(acc), reference
+            )
             got = get(mod, c).reshape((N, M) if tc else (M, N))
             got = got.T if tc else got
             np.testing.assert_allclose(got, A @ B + (C0 if acc else 0), **tol(dtype, 10 * K))
@@ -317,9 +358,14 @@ def make_conv_geom(rng, ndim, groups, cg, coutg, **force):
         if axis < 3 - ndim:
             vals = dict(i=1, k=1, s=1, p=0, d=1, idl=1)
         else:
-            vals = dict(i=int(rng.integers(3, 8)), k=int(rng.integers(1, 4)),
-                        s=int(rng.integers(1, 4)), p=int(rng.integers(-1, 3)),
-                        d=int(rng.integers(1, 4)), idl=int(rng.choice([1, 1, 2, 3])))
+            vals = dict(
+                i=int(rng.integers(3, 8)),
+                k=int(rng.integers(1, 4)),
+                s=int(rng.integers(1, 4)),
+                p=int(rng.integers(-1, 3)),
+                d=int(rng.integers(1, 4)),
+                idl=int(rng.choice([1, 1, 2, 3])),
+            )
             vals.update(force)
         for _ in range(50):  # grow the input until the window fits
             o = conv_out(vals["i"], vals["k"], vals["s"], vals["p"], 1, vals["d"], vals["idl"])
@@ -334,20 +380,45 @@ def make_conv_geom(rng, ndim, groups, cg, coutg, **force):
         idl.append(vals["idl"])
         spatial_out.append(o)
     n = int(rng.integers(1, 4))
-    return [n, *spatial_in, groups * cg, *kernel, groups * coutg, *spatial_out, *stride, *pad,
-            *dil, *idl, groups]
+    return [
+        n,
+        *spatial_in,
+        groups * cg,
+        *kernel,
+        groups * coutg,
+        *spatial_out,
+        *stride,
+        *pad,
+        *dil,
+        *idl,
+        groups,
+    ]
 
 
 def conv_cases():
     rng = np.random.default_rng(9)
     # (ndim, groups, Cin // groups, Cout // groups, forced axis values)
     specs = [
-        (1, 1, 3, 4, {}), (2, 1, 2, 5, {}), (3, 1, 2, 3, {}), (2, 2, 3, 2, {}),
-        (2, 3, 2, 2, {}), (1, 4, 1, 1, {}), (2, 6, 1, 1, {}), (2, 4, 1, 3, {}),
-        (3, 3, 1, 2, {}), (2, 1, 5, 7, dict(k=1)), (2, 2, 3, 4, dict(k=1, s=2)),
-        (2, 1, 3, 3, dict(p=-1)), (2, 1, 3, 3, dict(p=0)), (2, 1, 2, 2, dict(idl=2, p=2)),
-        (1, 1, 4, 4, dict(d=3, s=3)), (2, 2, 2, 3, dict(idl=3, d=2)), (2, 5, 1, 2, dict(p=-1)),
-        (1, 8, 1, 1, dict(s=2)), (3, 1, 1, 1, dict(k=1)), (2, 1, 3, 17, {}),
+        (1, 1, 3, 4, {}),
+        (2, 1, 2, 5, {}),
+        (3, 1, 2, 3, {}),
+        (2, 2, 3, 2, {}),
+        (2, 3, 2, 2, {}),
+        (1, 4, 1, 1, {}),
+        (2, 6, 1, 1, {}),
+        (2, 4, 1, 3, {}),
+        (3, 3, 1, 2, {}),
+        (2, 1, 5, 7, dict(k=1)),
+        (2, 2, 3, 4, dict(k=1, s=2)),
+        (2, 1, 3, 3, dict(p=-1)),
+        (2, 1, 3, 3, dict(p=0)),
+        (2, 1, 2, 2, dict(idl=2, p=2)),
+        (1, 1, 4, 4, dict(d=3, s=3)),
+        (2, 2, 2, 3, dict(idl=3, d=2)),
+        (2, 5, 1, 2, dict(p=-1)),
+        (1, 8, 1, 1, dict(s=2)),
+        (3, 1, 1, 1, dict(k=1)),
+        (2, 1, 3, 17, {}),
         (2, 96, 1, 1, {}),  # depthwise, one full 64-channel block plus a remainder
     ]
     cases = [make_conv_geom(rng, *spec[:4], **spec[4]) for spec in specs]
@@ -478,8 +549,9 @@ GOOD_CONV = [1, 1, 5, 5, 2, 1, 3, 3, 4, 1, 3, 3, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1
 
 
 @BAD
-@pytest.mark.parametrize("field,value", [(24, 3), (12, 0), (18, 0), (21, 0), (6, 0), (0, -1),
-                                         (10, -2), (24, 0)])
+@pytest.mark.parametrize(
+    "field,value", [(24, 3), (12, 0), (18, 0), (21, 0), (6, 0), (0, -1), (10, -2), (24, 0)]
+)
 def test_bad_conv_geometry(device, field, value):
     mod = device.mod
     geom = list(GOOD_CONV)
