@@ -306,6 +306,72 @@ void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* 
   }
 }
 
+// ---- grouped (1 < Cg, Cout / groups of one or two vectors): direct kernel ------------------
+
+/// Output position after `p` along the rows (n, od, oh, ow) order.
+inline void next_pos(const ConvGeom& g, OutPos& p) {
+  if (++p.ow < g.Wo) return;
+  p.ow = 0;
+  if (++p.oh < g.Ho) return;
+  p.oh = 0;
+  if (++p.od < g.Do) return;
+  p.od = 0;
+  ++p.n;
+}
+
+/// Grouped forward without im2col: blocks of P output pixels; per group, the P x Coutg
+/// outputs stay in NV x P vector registers while the taps and the group's Cg input channels
+/// stream by (one weight-vector load serves P pixels).  Taps that hit padding read a zero row,
+/// so the inner loops have no branches.  This beats im2col + GEMM when Coutg is one or two
+/// vectors: the GEMM would spend most of its time packing A.
+template <class T, int NV, int P>
+void grouped_forward_direct(const ConvGeom& g, const T* x, const T* w, T* out) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  const std::int64_t K = g.K(), Cg = g.Cg(), Coutg = g.Coutg(), C = g.Cout, rows = g.rows();
+  Workspace<T> zeros(std::size_t(g.Cin));
+  std::fill(zeros.get(), zeros.get() + g.Cin, T(0));
+  const ConvScratch<T> scratch(P * K, max_threads(), false);
+  parallel_items(ceil_div(rows, P), 2, [&](std::int64_t lo, std::int64_t hi) {
+    const T** table = scratch.taps();  // P pixels x K taps, never null
+    OutPos pos = out_pos(g, lo * P);
+    for (std::int64_t b = lo; b < hi; ++b) {
+      const std::int64_t r0 = b * P, np = std::min<std::int64_t>(P, rows - r0);
+      for (std::int64_t p = 0; p < P; ++p) {
+        const T** t = table + p * K;
+        if (p < np) {
+          row_taps(g, x, pos, t);
+          next_pos(g, pos);
+        } else {
+          std::fill(t, t + K, nullptr);
+        }
+        for (std::int64_t k = 0; k < K; ++k)
+          if (!t[k]) t[k] = zeros.get();
+      }
+      for (std::int64_t grp = 0; grp < g.G; ++grp) {
+        V acc[P][NV];
+        for (int p = 0; p < P; ++p)
+          for (int v = 0; v < NV; ++v) acc[p][v] = V{};
+        for (std::int64_t k = 0; k < K; ++k) {
+          const T* wk = w + k * Cg * C + grp * Coutg;
+          const std::int64_t xoff = grp * Cg;
+          for (std::int64_t c = 0; c < Cg; ++c) {
+            V wv[NV];
+            for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wk + c * C + v * VW, sizeof(V));
+#pragma GCC unroll 16
+            for (int p = 0; p < P; ++p) {
+              const T xv = table[p * K + k][xoff + c];
+              for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
+            }
+          }
+        }
+        for (std::int64_t p = 0; p < np; ++p)
+          std::memcpy(out + (r0 + p) * C + grp * Coutg, acc[p], NV * sizeof(V));
+      }
+    }
+  });
+}
+
 // ---- entry points ----------------------------------------------------------------------------
 
 template <class T>
@@ -316,6 +382,9 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
     for (std::int64_t i = 0; i < M * g.Cout; ++i) out[i] = T(0);
     return;
   }
+  constexpr std::int64_t VW = kVecBytes / sizeof(T);
+  if (g.G > 1 && Coutg == VW) return grouped_forward_direct<T, 1, 8>(g, x, w, out);
+  if (g.G > 1 && Coutg == 2 * VW) return grouped_forward_direct<T, 2, 6>(g, x, w, out);
   const ConvScratch<T> scratch(g.K(), max_threads(), true);
   for (std::int64_t grp = 0; grp < g.G; ++grp)
     gemm_packed(M, Coutg, Kdim, Im2colPackA<T>{g, x, grp, scratch}, w + grp * Coutg, g.Cout, 1,

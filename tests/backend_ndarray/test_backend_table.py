@@ -420,6 +420,12 @@ def conv_cases():
         (3, 1, 1, 1, dict(k=1)),
         (2, 1, 3, 17, {}),
         (2, 96, 1, 1, {}),  # depthwise, one full 64-channel block plus a remainder
+        # grouped with C_out / groups of one or two SIMD vectors (the direct grouped kernel)
+        (2, 2, 3, 16, {}),
+        (2, 3, 2, 32, dict(p=-1)),
+        (1, 4, 4, 8, {}),
+        (3, 2, 2, 16, {}),
+        (2, 2, 5, 8, dict(s=2, idl=2)),
     ]
     cases = [make_conv_geom(rng, *spec[:4], **spec[4]) for spec in specs]
     # larger: K*Cg and rows exceed the GEMM's KC / MC blocks
