@@ -297,3 +297,15 @@ def test_parse_mnist_reads_the_embedded_subset():
     # the official test set starts with 7 2 1 0 4 1 4 9 5 9
     assert y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert np.bincount(y, minlength=10).tolist() == [85, 126, 116, 107, 110, 87, 87, 99, 89, 94]
+
+
+def test_embedded_files_match_their_documented_checksums():
+    import hashlib
+    import re
+
+    with open(os.path.join(datasets.EMBEDDED_DIR, "README.md")) as f:
+        documented = dict(re.findall(r"\| `([\w-]+\.gz)` \|[^|]*\| `([0-9a-f]{64})` \|", f.read()))
+    assert len(documented) == 4
+    for name, digest in documented.items():
+        with open(os.path.join(datasets.EMBEDDED_DIR, name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == digest, name
