@@ -11,6 +11,10 @@ accuracy curves (CSV, and PNG when matplotlib is installed) to ``--out``.  Examp
     python -m apps.train --checkpoint runs/r9.ckpt --resume --epochs 20
     python -m apps.train --checkpoint runs/r9.ckpt --eval-only
 
+``--resume`` restores the weights, BatchNorm statistics, optimizer state, RNG states and history
+of the last completed epoch: with the same arguments the run continues bit for bit as if it had
+never stopped; a larger ``--epochs`` stretches the learning-rate schedule over the new total.
+
 Errors in the command line or the environment (unknown model, missing data folder, CUDA not
 available, unreadable checkpoint) are reported as one line on stderr with exit status 2.
 Ctrl-C saves a checkpoint (``--checkpoint``, else ``OUT/interrupted.ckpt``) and exits with 130.
