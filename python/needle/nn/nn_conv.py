@@ -300,7 +300,24 @@ class ConvTranspose1d(_ConvTransposeNd):
 
 
 class ConvTranspose2d(_ConvTransposeNd):
-    """Transposed 2-D convolution over ``(N, C_in, H, W)`` (see ``_ConvTransposeNd``)."""
+    """Transposed 2-D convolution over NCHW input: the adjoint (input gradient) of a conv.
+
+    Args:
+        in_channels, out_channels: channel counts (both divisible by ``groups``).
+        kernel_size, stride, padding, dilation: int or (h, w), PyTorch's meaning.
+        output_padding: int or (h, w) added after; smaller than stride or dilation.
+        groups, bias: as for ``Conv``.
+    Shape:
+        input ``(N, C_in, H, W)``, output ``(N, C_out, H_out, W_out)`` with
+        ``H_out = (H - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
+    Parameters:
+        ``weight (kH, kW, C_out // groups, C_in)``: the weight of the conv from C_out to C_in
+        channels whose input gradient this layer computes; kaiming_uniform with
+        fan_in = (C_out // groups)·kH·kW; ``bias (C_out,)`` ~ U(±1/sqrt(fan_in)).
+    Raises:
+        ValueError for channels not divisible by groups, a too large output_padding, or an
+        input with the wrong rank or channel count.
+    """
 
     _nd = 2
 
