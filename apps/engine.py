@@ -81,7 +81,7 @@ def run_epoch(
         ``EpochResult`` with the sample-weighted mean loss and the accuracy in [0, 1].
     """
     training = opt is not None
-    model.train() if training else model.eval()
+    model.train(training)
     bar = None
     if progress and _tqdm is not None:
         bar = _tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")

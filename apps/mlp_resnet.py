@@ -43,7 +43,7 @@ def epoch(dataloader, model, opt=None):
     """One pass (train when ``opt`` is given); returns ``(error rate, mean loss)`` over samples."""
     np.random.seed(4)
     loss_fn = nn.SoftmaxLoss()
-    model.train() if opt is not None else model.eval()
+    model.train(opt is not None)
     errors, loss_sum, seen = 0, 0.0, 0
     for X, y in dataloader:
         X = X.reshape((X.shape[0], -1))
