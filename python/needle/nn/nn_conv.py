@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import init, ops
 from ..autograd import Tensor
-from ..ops.ops_conv import PAD_MODES, _pad_pairs, _per_axis
+from ..ops.ops_conv import _pad_pairs, _per_axis
+from ..ops.ops_pool import PAD_MODES
 from .nn_basic import Module, Parameter
 
 __all__ = [
