@@ -372,6 +372,76 @@ void grouped_forward_direct(const ConvGeom& g, const T* x, const T* w, T* out) {
   });
 }
 
+/// Grouped weight gradient without im2col: dw[k, c, grp * Coutg + co] = sum over rows of
+/// x[tap(row, k), grp * Cg + c] * grad[row, grp * Coutg + co].  Each thread keeps a private
+/// partial; rows go in chunks of kDwChunk with their tap tables built first, then for each
+/// (group, tap, block of CB channels) the CB x NV partial vectors stay in registers across
+/// the chunk (one grad-vector load serves CB channels).
+template <class T, int NV, int CB>
+void grouped_backward_weight_direct(const ConvGeom& g, const T* x, const T* grad, T* dw) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  const std::int64_t K = g.K(), Cg = g.Cg(), Coutg = g.Coutg(), C = g.Cout, rows = g.rows();
+  const std::int64_t wsize = K * Cg * C;
+  const int nt = rows >= 64 ? max_threads() : 1;
+  Workspace<T> part(std::size_t(nt) * wsize), zeros(std::size_t(g.Cin));
+  std::fill(part.get(), part.get() + nt * wsize, T(0));
+  std::fill(zeros.get(), zeros.get() + g.Cin, T(0));
+  const ConvScratch<T> scratch(kDwChunk * K, nt, false);
+  parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
+    for (std::int64_t t = tlo; t < thi; ++t) {
+      T* acc = part.get() + t * wsize;
+      const T** table = scratch.taps();  // kDwChunk rows x K taps, never null
+      const std::int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+      OutPos pos = out_pos(g, r0);
+      for (std::int64_t c_row = r0; c_row < r1; c_row += kDwChunk) {
+        const std::int64_t nr = std::min(kDwChunk, r1 - c_row);
+        for (std::int64_t r = 0; r < nr; ++r) {
+          row_taps(g, x, pos, table + r * K);
+          next_pos(g, pos);
+          for (std::int64_t k = 0; k < K; ++k)
+            if (!table[r * K + k]) table[r * K + k] = zeros.get();
+        }
+        for (std::int64_t grp = 0; grp < g.G; ++grp)
+          for (std::int64_t k = 0; k < K; ++k)
+            for (std::int64_t c0 = 0; c0 < Cg; c0 += CB) {
+              const int cb = int(std::min<std::int64_t>(CB, Cg - c0));
+              T* a = acc + (k * Cg + c0) * C + grp * Coutg;  // channel cc at a + cc * C
+              V sum[CB][NV];
+              for (int cc = 0; cc < CB; ++cc)
+                for (int v = 0; v < NV; ++v)
+                  if (cc < cb) std::memcpy(&sum[cc][v], a + cc * C + v * VW, sizeof(V));
+                  else sum[cc][v] = V{};
+              for (std::int64_t r = 0; r < nr; ++r) {
+                const T* xr = table[r * K + k] + grp * Cg + c0;
+                const T* gr = grad + (c_row + r) * C + grp * Coutg;
+                V gv[NV];
+                for (int v = 0; v < NV; ++v) std::memcpy(&gv[v], gr + v * VW, sizeof(V));
+                if (cb == CB) {
+#pragma GCC unroll 16
+                  for (int cc = 0; cc < CB; ++cc)
+                    for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
+                } else {
+                  for (int cc = 0; cc < cb; ++cc)
+                    for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
+                }
+              }
+              for (int cc = 0; cc < cb; ++cc)
+                for (int v = 0; v < NV; ++v)
+                  std::memcpy(a + cc * C + v * VW, &sum[cc][v], sizeof(V));
+            }
+      }
+    }
+  });
+  parallel_range(wsize, 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      T s = T(0);
+      for (int t = 0; t < nt; ++t) s += part.get()[t * wsize + i];
+      dw[i] = s;
+    }
+  });
+}
+
 // ---- entry points ----------------------------------------------------------------------------
 
 template <class T>
@@ -408,6 +478,9 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
     return;
   }
   if (g.Cg() == 1 && g.G > 1) return depthwise_backward_weight(g, x, grad, dw);
+  constexpr std::int64_t VW = kVecBytes / sizeof(T);
+  if (g.G > 1 && Coutg == VW) return grouped_backward_weight_direct<T, 1, 8>(g, x, grad, dw);
+  if (g.G > 1 && Coutg == 2 * VW) return grouped_backward_weight_direct<T, 2, 6>(g, x, grad, dw);
   const int nt = M >= 256 ? max_threads() : 1;
   const std::int64_t block =
       std::max<std::int64_t>(1, std::int64_t(kIm2colBlockBytes / sizeof(T)) / width);

@@ -426,6 +426,8 @@ def conv_cases():
         (1, 4, 4, 8, {}),
         (3, 2, 2, 16, {}),
         (2, 2, 5, 8, dict(s=2, idl=2)),
+        (2, 2, 9, 16, {}),  # register blocks of input channels: one full block and a remainder
+        (1, 2, 8, 8, {}),
     ]
     cases = [make_conv_geom(rng, *spec[:4], **spec[4]) for spec in specs]
     # larger: K*Cg and rows exceed the GEMM's KC / MC blocks
