@@ -7,7 +7,9 @@
 //     (kIm2colBlockBytes = 4 MiB per thread, or one row if larger) and multiplies the
 //     transposed view through the strided GEMM into a private partial; partials are summed.
 //   * direct kernels for depthwise convolution (Cg == 1, incl. channel multiplier
-//     Cout = m * Cin), which is memory-bound and gains nothing from a GEMM.
+//     Cout = m * Cin), which is memory-bound and gains nothing from a GEMM, and for grouped
+//     convolution whose Cout / groups is one or two SIMD vectors, where the GEMM would spend
+//     most of its time packing (outputs or partials are blocked in vector registers).
 // The input gradient is a convolution too (built by the op layer), so it has no kernel here.
 #pragma once
 
