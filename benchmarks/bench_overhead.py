@@ -12,8 +12,10 @@ Python: Tensor creation, op dispatch, the NDArray wrapper and the backend call. 
     forward    the needle op recording the graph (inputs require grad)
     fwd+bwd    forward, then ``backward(out_grad)`` (create_graph=False)
 
-Times are the median of ``--repeat`` runs of a loop sized to take ~20 ms.  Thread counts are
-pinned to 1 and glibc's malloc thresholds set high (the script re-executes itself with them).
+Times are the median of ``--repeat`` runs of a loop sized to take ~20 ms; with ``--rounds``
+the whole table is measured that many times and each cell keeps its best round (on a shared
+machine the least-disturbed round is the closest to the real cost).  Thread counts are pinned
+to 1 and glibc's malloc thresholds set high (the script re-executes itself with them).
 """
 
 import argparse
@@ -92,17 +94,22 @@ def main():
     parser.add_argument("--device", default=None, help="cpu (default when built) or cpu_numpy")
     parser.add_argument("--size", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     if args.device is None:
         device = ndl.cpu() if ndl.cpu().enabled() else ndl.cpu_numpy()
     else:
         device = getattr(ndl, args.device)()
     print(f"device {device}, NEEDLE_BACKEND={ndl.BACKEND}, numpy {np.__version__}, "
-          f"float32, median of {args.repeat}")
+          f"float32, median of {args.repeat}, best of {args.rounds} rounds")
     print("| op | numpy fwd | ndarray fwd | needle no_grad | needle fwd | numpy fwd+bwd "
           "| needle fwd+bwd | fwd / numpy | fwd+bwd / numpy |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, npf, nda, nog, fwd, npfb, fb in bench(device, args.size, args.repeat):
+    rounds = [bench(device, args.size, args.repeat) for _ in range(args.rounds)]
+    best = []
+    for rows in zip(*rounds):  # one op's row from every round
+        best.append((rows[0][0], *(min(cells) for cells in zip(*(row[1:] for row in rows)))))
+    for name, npf, nda, nog, fwd, npfb, fb in best:
         print(f"| {name} | {npf:.2f} | {nda:.2f} | {nog:.2f} | {fwd:.2f} | {npfb:.2f} | "
               f"{fb:.2f} | {fwd / npf:.0f}x | {fb / npfb:.0f}x |")
     print("(times in microseconds per call)")
