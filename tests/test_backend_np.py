@@ -20,6 +20,7 @@ FILES = [
     "tests/ops/test_ops_movement.py",
     "tests/ops/test_ops_logarithmic.py",
     "tests/ops/test_ops_tuple.py",
+    "tests/ops/test_ops_conv.py",
 ]
 
 
