@@ -106,14 +106,15 @@ class Value:
 
     @classmethod
     def make_from_op(cls, op: Op, inputs: List["Value"]):
-        value = cls.__new__(cls)
         if len(inputs) > 1:
             _check_compatible(op, inputs)
         if not _GRAD_ENABLED or not any(x.requires_grad for x in inputs):
             # Nothing upstream needs a gradient: a constant leaf, no graph recorded.
             data = op.compute(*[x.realize_cached_data() for x in inputs])
+            value = cls.__new__(cls)
             value._init(None, [], cached_data=data, requires_grad=False)
             return value
+        value = cls.__new__(cls)
         value._init(op, inputs, requires_grad=True)
         if not LAZY_MODE:
             value.realize_cached_data()
