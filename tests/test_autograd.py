@@ -229,3 +229,14 @@ def test_tensor_constructor_variants(device):
     expected = "float32" if ndl.BACKEND == "nd" else "float64"
     assert from_list.shape == (2,) and str(from_list.dtype) == expected
     assert ndl.Tensor(np.float64(3.0), device=device).shape == ()
+
+
+def test_tensor_counter_unchanged_by_an_op_that_raises():
+    a = ndl.Tensor(np.ones((2, 3)), requires_grad=False)
+    b = ndl.Tensor(np.ones((4, 5)), requires_grad=False)
+    gc.collect()
+    before = autograd.TENSOR_COUNTER
+    with pytest.raises(ValueError):
+        a @ b
+    gc.collect()
+    assert autograd.TENSOR_COUNTER == before
