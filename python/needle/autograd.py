@@ -192,7 +192,9 @@ class Tensor(Value):
 
     grad: "Tensor"
 
-    def __init__(self, array, *, device: Optional[Device] = None, dtype=None, requires_grad=True, **kwargs):
+    def __init__(
+        self, array, *, device: Optional[Device] = None, dtype=None, requires_grad=True, **kwargs
+    ):
         if isinstance(array, Tensor):
             if device is None:
                 device = array.device

@@ -13,6 +13,8 @@ if BACKEND == "nd":
     from . import backend_ndarray as array_api
     from .backend_ndarray import (
         BackendDevice as Device,
+    )
+    from .backend_ndarray import (
         all_devices,
         cpu,
         cpu_numpy,

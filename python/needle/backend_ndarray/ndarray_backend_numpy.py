@@ -215,7 +215,8 @@ def _windows(g, x):
     return np.lib.stride_tricks.as_strided(
         xp,
         (g["N"], g["Do"], g["Ho"], g["Wo"], g["KD"], g["KH"], g["KW"], g["Cin"]),
-        (sn, g["sd"] * sd, g["sh"] * sh, g["sw"] * sw, g["dd"] * sd, g["dh"] * sh, g["dw"] * sw, sc),
+        (sn, g["sd"] * sd, g["sh"] * sh, g["sw"] * sw)
+        + (g["dd"] * sd, g["dh"] * sh, g["dw"] * sw, sc),
     )
 
 
@@ -261,7 +262,8 @@ def _pool_windows(g, a):
     kernel = (g["KD"], g["KH"], g["KW"])
     stride = (g["sd"], g["sh"], g["sw"])
     outs = (g["Do"], g["Ho"], g["Wo"])
-    hi = [max(0, (o - 1) * s + k - p - n) for o, s, k, p, n in zip(outs, stride, kernel, pads, x.shape[1:4])]
+    sizes = x.shape[1:4]
+    hi = [max(0, (o - 1) * s + k - p - n) for o, s, k, p, n in zip(outs, stride, kernel, pads, sizes)]
     xp = np.pad(x, ((0, 0), *zip(pads, hi), (0, 0)), constant_values=-np.inf)
     sn, sd, sh, sw, sc = xp.strides
     win = np.lib.stride_tricks.as_strided(
@@ -283,7 +285,7 @@ def maxpool_backward(a, grad, out, geom):
     """out (input shape) <- grad routed to the first arg-max of each window."""
     g = _pool_fields(geom)
     xp, win = _pool_windows(g, a)
-    kd, kh, kw = g["KD"], g["KH"], g["KW"]
+    kh, kw = g["KH"], g["KW"]
     arg = win.argmax(axis=-1)
     n, od, oh, ow, c = np.indices(arg.shape)
     pd = od * g["sd"] + arg // (kh * kw) - g["pd"]
