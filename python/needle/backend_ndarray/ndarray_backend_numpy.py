@@ -263,7 +263,9 @@ def _pool_windows(g, a):
     stride = (g["sd"], g["sh"], g["sw"])
     outs = (g["Do"], g["Ho"], g["Wo"])
     sizes = x.shape[1:4]
-    hi = [max(0, (o - 1) * s + k - p - n) for o, s, k, p, n in zip(outs, stride, kernel, pads, sizes)]
+    # pad after so the last window fits; -inf never wins a max
+    hi = [max(0, (o - 1) * s + k - p - n)
+          for o, s, k, p, n in zip(outs, stride, kernel, pads, sizes)]
     xp = np.pad(x, ((0, 0), *zip(pads, hi), (0, 0)), constant_values=-np.inf)
     sn, sd, sh, sw, sc = xp.strides
     win = np.lib.stride_tricks.as_strided(
