@@ -575,6 +575,37 @@ LAYOUTS_FOR_EWISE = [
 ]
 
 
+def dense_result(out, a):
+    """An elementwise result owns a fresh buffer that it covers exactly: packed row-major,
+    or with the strides of a dense permuted operand (its memory format is kept)."""
+    if out.is_compact():
+        return True
+    return out._dense() and out.strides == a.strides and out._handle.size == out.size
+
+
+def test_ewise_keeps_permuted_layout(device, dtype):
+    # A channels-last buffer seen as NCHW: elementwise results keep that memory layout,
+    # so no operand is copied and the result permuted back is compact.
+    need(device, dtype)
+    x_np = np.random.randn(2, 3, 4, 5).astype(dtype)
+    y_np = np.random.randn(2, 3, 4, 5).astype(dtype)
+    x = nd.array(x_np.transpose(0, 2, 3, 1), dtype=dtype, device=device).permute((0, 3, 1, 2))
+    y = nd.array(y_np.transpose(0, 2, 3, 1), dtype=dtype, device=device).permute((0, 3, 1, 2))
+    for out, expected in [
+        (x + y, x_np + y_np),
+        (x * 2.0, x_np * 2.0),
+        (x.relu(), np.maximum(x_np, 0)),
+        (x > 0, (x_np > 0).astype(dtype)),
+    ]:
+        assert out.strides == x.strides and not out.is_compact() and dense_result(out, x)
+        assert out.permute((0, 2, 3, 1)).is_compact()
+        check(out, expected, dtype)
+    # Different layouts on the two sides: a packed result.
+    out = x + nd.array(y_np, dtype=dtype, device=device)
+    assert out.is_compact()
+    check(out, x_np + y_np, dtype)
+
+
 @pytest.mark.parametrize("name", LAYOUTS_FOR_EWISE)
 @pytest.mark.parametrize("op", list(BINARY) + ["maximum"])
 def test_ewise_binary(device, dtype, op, name):
@@ -590,7 +621,7 @@ def test_ewise_binary(device, dtype, op, name):
             out, expected = left.maximum(right), np.maximum(lx, rx)
         else:
             out, expected = BINARY[op](left, right), np_binary(op, lx, rx)
-        assert out.is_compact() and out.device == device
+        assert dense_result(out, left) and out.device == device
         check(out, expected, dtype)
 
 
@@ -691,7 +722,7 @@ def test_unary(device, dtype, op, name):
     fn, np_fn, gen = UNARY[op]
     a, x = layout(name, device, dtype, gen=gen)
     out = fn(a)
-    assert out.is_compact() and out.device == device
+    assert dense_result(out, a) and out.device == device
     check(out, np_fn(x), dtype)
 
 

@@ -437,6 +437,30 @@ class NDArray:
                 f"{what}: arrays on different devices: {self.device!r} {self.shape} and {other.device!r} {other.shape}"
             )
 
+    def _dense(self):
+        """True when the view covers buffer[0:size] exactly, in some axis order.
+
+        Compact arrays are dense, and so are permutations of compact arrays (a channels-last
+        buffer seen as NCHW): an elementwise kernel can then run over the flat buffer and its
+        result take the same strides (the memory format is preserved, as in PyTorch).
+        """
+        if self._offset != 0:
+            return False
+        expected = 1
+        for stride, dim in sorted(zip(self._strides, self._shape)):
+            if dim != 1:
+                if stride != expected:
+                    return False
+                expected *= dim
+        return True
+
+    def _like(self):
+        """A fresh uninitialised array with this (dense) view's shape and strides."""
+        return NDArray.make(
+            self._shape, self._strides, self._device,
+            self._device.Array(prod(self._shape), self._handle.dtype),
+        )  # fmt: skip
+
     def _binary(self, other, ewise_name, scalar_name):
         if isinstance(other, NDArray):
             self._check_same_device(other, ewise_name)
@@ -445,19 +469,25 @@ class NDArray:
                     f"{ewise_name}: dtype mismatch {self.dtype} {self.shape} vs {other.dtype} {other.shape}"
                 )
             a, b = self, other
+            if a._shape == b._shape and a._strides == b._strides and a._dense():
+                out = a._like()  # same layout on both sides: keep it
+                getattr(self.device, ewise_name)(a._handle, b._handle, out._handle)
+                return out
             if a.shape != b.shape:
                 shape = broadcast_shapes(a.shape, b.shape)
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
             out = NDArray.make(a.shape, device=self.device, dtype=self.dtype)
             getattr(self.device, ewise_name)(a.compact()._handle, b.compact()._handle, out._handle)
         else:
-            out = NDArray.make(self.shape, device=self.device, dtype=self.dtype)
-            getattr(self.device, scalar_name)(self.compact()._handle, float(other), out._handle)
+            src = self if self._dense() else self.compact()
+            out = src._like()
+            getattr(self.device, scalar_name)(src._handle, float(other), out._handle)
         return out
 
     def _unary(self, name):
-        out = NDArray.make(self.shape, device=self.device, dtype=self.dtype)
-        getattr(self.device, name)(self.compact()._handle, out._handle)
+        src = self if self._dense() else self.compact()
+        out = src._like()
+        getattr(self.device, name)(src._handle, out._handle)
         return out
 
     def __add__(self, other):
@@ -568,25 +598,66 @@ class NDArray:
     def _reduce(self, axis, keepdims, name):
         axes = _normalize_axes(axis, self.ndim, name)
         rest = tuple(a for a in range(self.ndim) if a not in axes)
-        view = self.permute(rest + axes).compact()
         kept = tuple(self._shape[a] for a in rest)
         reduce_size = prod(self._shape[a] for a in axes)
         if reduce_size == 0 and name == "max":
             raise ValueError(f"max: zero-size reduction over axes {axes} of shape {self.shape}")
+        leading = self.permute(axes + rest)
+        if name == "sum" and rest and axes and reduce_size > 1 and leading._dense():
+            if leading.is_compact_view():
+                # The reduced axes are the outer ones in memory (the per-channel sums of a
+                # channels-last batch): one product with a row of ones reads the array in
+                # place, where the reduction kernel would need a transposed copy first.
+                out = _sum_rows(leading.reshape((reduce_size, prod(kept))))
+                return _finish_reduce(out.reshape(kept), self._shape, axes, keepdims)
+        view = self.permute(rest + axes).compact()
         out = NDArray.make(kept, device=self.device, dtype=self.dtype)
         if reduce_size == 0:
             out.fill(0.0)
         else:
             getattr(self.device, "reduce_" + name)(view._handle, out._handle, reduce_size)
-        if keepdims:
-            out = out.reshape(tuple(1 if a in axes else d for a, d in enumerate(self._shape)))
-        return out
+        return _finish_reduce(out, self._shape, axes, keepdims)
 
     def sum(self, axis=None, keepdims=False):
         return self._reduce(axis, keepdims, "sum")
 
     def max(self, axis=None, keepdims=False):
         return self._reduce(axis, keepdims, "max")
+
+
+def _finish_reduce(out, shape, axes, keepdims):
+    if keepdims:
+        out = out.reshape(tuple(1 if a in axes else d for a, d in enumerate(shape)))
+    return out
+
+
+_ONES = {}  # (device, dtype, n) -> a (1, n) row of ones
+
+
+def _ones_row(device, dtype, n):
+    key = (device, dtype, n)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = device.full((1, n), 1.0, dtype)
+        if len(_ONES) < 256:
+            _ONES[key] = ones
+    return ones
+
+
+def _sum_rows(x):
+    """Column sums (1, C) of a compact (M, C) matrix: ones (1, M) @ x.
+
+    A tall, narrow matrix is first folded to (M/r, r·C) (a free reshape, its product runs
+    faster) and the r partial rows are summed after.
+    """
+    m, c = x.shape
+    r = 1
+    while m % (2 * r) == 0 and 2 * r * c <= 256 and m // (2 * r) >= 256:
+        r *= 2
+    if r == 1:
+        return _ones_row(x.device, x.dtype, m) @ x
+    partial = _ones_row(x.device, x.dtype, m // r) @ x.reshape((m // r, r * c))
+    return partial.reshape((r, c)).sum(axis=0, keepdims=True)
 
 
 def _batched_operand(x, batch_shape):

@@ -353,14 +353,6 @@ class SoftmaxLoss(Module):
         return (ops.logsumexp(logits, axes=(1,)) - picked).sum() / n
 
 
-def _channel_sum(x: Tensor, axes: tuple) -> Tensor:
-    # Summing the contiguous trailing axes first, then the batch axis, reads x in place;
-    # one sum over (0, 2, 3) would first copy x into channel-major order.
-    if len(axes) > 1 and axes[0] == 0:
-        return x.sum(axes[1:]).sum((0,))
-    return x.sum(axes)
-
-
 class _BatchNorm(Module):
     """Normalisation by batch statistics over all axes but the channel axis 1."""
 
@@ -382,27 +374,27 @@ class _BatchNorm(Module):
             )
 
     def _normalize(self, x: Tensor, axes: tuple) -> Tensor:
-        stat_shape = tuple(1 if a in axes else d for a, d in enumerate(x.shape))
         if self.training:
-            count = math.prod(x.shape[a] for a in axes)
-            neg_mean = _channel_sum(x, axes) * (-1.0 / count)
-            centered = x + neg_mean.reshape(stat_shape).broadcast_to(x.shape)
-            var = _channel_sum(centered * centered, axes) / count  # biased, as the course
-            self._update_running(neg_mean, var)
-        else:
-            neg_mean = Tensor.make_const(-self.running_mean.realize_cached_data())
-            centered = x + neg_mean.reshape(stat_shape).broadcast_to(x.shape)
-            var = self.running_var
-        scale = self.weight * (var + self.eps) ** -0.5
+            # One graph node (ops.batch_norm); the batch statistics it computed feed the
+            # running averages.
+            op = ops.BatchNormTrain(self.eps)
+            out = op(x, self.weight, self.bias)
+            out.realize_cached_data()
+            self._update_running(op.batch_mean, op.batch_var)
+            return out
+        stat_shape = tuple(1 if a in axes else d for a, d in enumerate(x.shape))
+        neg_mean = Tensor.make_const(-self.running_mean.realize_cached_data())
+        centered = x + neg_mean.reshape(stat_shape).broadcast_to(x.shape)
+        scale = self.weight * (self.running_var + self.eps) ** -0.5
         shift = self.bias.reshape(stat_shape).broadcast_to(x.shape)
         return centered * scale.reshape(stat_shape).broadcast_to(x.shape) + shift
 
-    def _update_running(self, neg_mean: Tensor, var: Tensor) -> None:
+    def _update_running(self, mean, var) -> None:
         # running <- (1 - momentum) * running + momentum * batch, on raw arrays: no graph.
         m = self.momentum
-        for buffer, stat, weight in ((self.running_mean, neg_mean, -m), (self.running_var, var, m)):
+        for buffer, stat in ((self.running_mean, mean), (self.running_var, var)):
             old = buffer.realize_cached_data()
-            new = old * (1 - m) + stat.realize_cached_data() * weight
+            new = old * (1 - m) + stat * m
             # The buffer keeps its dtype (NumPy mode would promote it with a float64 batch).
             buffer.cached_data = new if new.dtype == old.dtype else new.astype(old.dtype)
 

@@ -6,3 +6,4 @@ from .ops_logarithmic import *  # noqa: F401,F403
 from .ops_tuple import *  # noqa: F401,F403
 from .ops_conv import *  # noqa: F401,F403
 from .ops_pool import *  # noqa: F401,F403
+from .ops_norm import *  # noqa: F401,F403
