@@ -1275,3 +1275,20 @@ def test_as_strided_out_of_bounds(device, start, shape, strides, reach):
         a.as_strided(shape, strides)
     # empty views never touch the buffer
     assert a.as_strided((0, 5), (100, 100)).shape == (0, 5)
+
+
+def test_concat_and_split_flat(device, dtype):
+    need(device, dtype)
+    shapes = [(2, 3), (4,), (1, 1, 2)]
+    arrays_np = [np.random.randn(*s).astype(dtype) for s in shapes]
+    arrays = [nd.array(a, dtype=dtype, device=device) for a in arrays_np]
+    arrays[0] = nd.array(arrays_np[0].T.copy(), dtype=dtype, device=device).permute((1, 0))
+    flat = nd.ndarray.concat_flat(arrays)
+    expected = np.concatenate([a.ravel() for a in arrays_np])
+    check(flat, expected, dtype)
+    split = nd.ndarray.split_flat(flat, shapes)
+    for piece, a in zip(split, arrays_np):
+        assert piece.is_compact() and piece.shape == a.shape
+        check(piece, a, dtype)
+    with pytest.raises(ValueError, match="split_flat"):
+        nd.ndarray.split_flat(flat, [(2, 2)])

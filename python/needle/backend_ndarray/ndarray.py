@@ -722,6 +722,45 @@ def maxpool_backward(a, grad, geometry):
     return out
 
 
+# --- flat packing (the optimizers update all parameters as one buffer) -----------------------
+def concat_flat(arrays, out=None):
+    """The elements of ``arrays`` (row-major each) one after another in a 1-D array.
+
+    All arrays share one device and dtype; ``out`` (1-D, that total size) is written when
+    given.  One kernel call per array.
+    """
+    arrays = list(arrays)
+    total = builtins.sum(prod(a._shape) for a in arrays)
+    if out is None:
+        out = NDArray.make((total,), device=arrays[0].device, dtype=arrays[0].dtype)
+    elif out.shape != (total,):
+        raise ValueError(f"concat_flat: out has shape {out.shape}, the arrays hold {total} elements")
+    offset = 0
+    for a in arrays:
+        n = prod(a._shape)
+        if a.device != out.device or a.dtype != out.dtype:
+            raise ValueError(f"concat_flat: array {a.shape} is {a.dtype} on {a.device}, out is {out.dtype} on {out.device}")
+        a = a.compact()
+        out.device.ewise_setitem(a._handle, out._handle, (n,), (1,), out._offset + offset)
+        offset += n
+    return out
+
+
+def split_flat(flat, shapes):
+    """Compact arrays of ``shapes`` holding consecutive pieces of 1-D ``flat`` (copies)."""
+    total = builtins.sum(prod(shape) for shape in shapes)
+    if flat.ndim != 1 or flat._strides != (1,) or total != prod(flat._shape):
+        raise ValueError(f"split_flat: shapes {shapes} do not cover a 1-D array of shape {flat.shape}")
+    out, offset = [], flat._offset
+    for shape in shapes:
+        n = prod(shape)
+        piece = NDArray.make(shape, device=flat.device, dtype=flat.dtype)
+        flat.device.compact(flat._handle, piece._handle, (n,), (1,), offset)
+        out.append(piece)
+        offset += n
+    return out
+
+
 # --- module-level API (the course's names) -----------------------------------------------
 def array(a, dtype="float32", device=None):
     """A new compact NDArray holding a copy of ``a``."""
