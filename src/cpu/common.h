@@ -231,6 +231,22 @@ inline int max_threads() {
 #endif
 }
 
+/// Work (multiply-adds) below which a kernel runs on the calling thread: waking the team
+/// costs microseconds on an idle machine and milliseconds when another process holds a core
+/// (each parallel region then waits for a descheduled thread).
+constexpr double kMinParallelMacs = double(1 << 20);
+
+/// This thread's index inside a team of nt (0 outside a parallel region).
+inline int thread_slot(int nt) {
+#ifdef _OPENMP
+  const int t = omp_get_thread_num();
+  return t < nt ? t : 0;
+#else
+  (void)nt;
+  return 0;
+#endif
+}
+
 /// body(lo, hi) over [0, n): split across the OpenMP threads when n >= min_parallel (chunk
 /// starts aligned to 16 elements), else one serial call with no OpenMP overhead.
 template <class F>

@@ -45,8 +45,11 @@ inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a
 
 // ---- the micro-kernel -----------------------------------------------------------------------
 
-/// C[0:mr, 0:nr] (= or +=) Apanel (kc x MR, k-major) * Bpanel (kc x NR, k-major).
-template <class T, int MR, int NR>
+/// C[0:mr, 0:nr] (= or +=) Apanel * Bpanel (kc x NR, k-major).  The A panel is k-major
+/// (a[k * MR + i]) when AS == 0, else row-major with the compile-time row stride AS
+/// (a[i * AS + k]): the broadcasts then use constant displacements from one pointer, and a
+/// packer that produces rows (im2col) needs no transposing copy.
+template <class T, int MR, int NR, int AS = 0>
 inline void micro_kernel(std::int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
                          std::int64_t rsc, std::int64_t csc, int mr, int nr, bool accumulate) {
   using V = typename VecOf<T>::type;
@@ -64,7 +67,7 @@ inline void micro_kernel(std::int64_t kc, const T* __restrict a, const T* __rest
     for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + k * NR + j * VW);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
-      const T ai = a[k * MR + i];
+      const T ai = AS ? a[i * AS + k] : a[k * MR + i];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
     }
@@ -126,6 +129,7 @@ inline void pack_rows_transposed(T* dst, const T* src, std::int64_t rs, int mr, 
 /// Packs micro-panels of a strided A: dst[k * MR + i] = A[i0 + i, p0 + k], zero for i >= mr.
 template <class T>
 struct StridedPackA {
+  static constexpr int kRowStride = 0;  // k-major panels
   const T* A;
   std::int64_t rs, cs;
 
@@ -188,7 +192,11 @@ void gemm_driver(std::int64_t M, std::int64_t N, std::int64_t K, const PackA& pa
   const std::int64_t MC = round_up(ceil_div(M, n_ic), MR);
   n_ic = ceil_div(M, MC);
   const std::int64_t ncap = round_up(std::min(N, NC), NR), kcap = std::min(K, KC);
-  Workspace<T> bbuf(std::size_t(kcap * ncap)), abuf(std::size_t(nt * MC * kcap));
+  // A micro-panels: MR x kc k-major, or MR rows of stride AS (PackA::kRowStride, >= KC)
+  constexpr int AS = PackA::kRowStride;
+  static_assert(AS == 0 || AS >= Blk::KC, "row-major A panels need a row stride >= KC");
+  const std::int64_t arow = AS ? AS : kcap;
+  Workspace<T> bbuf(std::size_t(kcap * ncap)), abuf(std::size_t(nt * MC * arow));
 
   for (std::int64_t jc = 0; jc < N; jc += NC) {
     const std::int64_t nc = std::min(NC, N - jc), np = ceil_div(nc, NR);
@@ -208,21 +216,22 @@ void gemm_driver(std::int64_t M, std::int64_t N, std::int64_t K, const PackA& pa
 #pragma omp barrier
         }
 #endif
-        T* ap = abuf.get() + std::size_t(tid) * MC * kcap;
+        T* ap = abuf.get() + std::size_t(tid) * MC * arow;
+        const std::int64_t pstride = AS ? AS : kc;  // ap + ir * pstride: panel of rows ir..
         std::int64_t packed_ic = -1;
         for (std::int64_t t = tasks * tid / T_; t < tasks * (tid + 1) / T_; ++t) {
           const std::int64_t ic = t / split, part = t % split;
           const std::int64_t i0 = ic * MC, mc = std::min(MC, M - i0);
           if (ic != packed_ic) {
             for (std::int64_t ir = 0; ir < mc; ir += MR)
-              pa.template pack<MR>(ap + ir * kc, i0 + ir, int(std::min<std::int64_t>(MR, mc - ir)),
-                                   pc, kc);
+              pa.template pack<MR>(ap + ir * pstride, i0 + ir,
+                                   int(std::min<std::int64_t>(MR, mc - ir)), pc, kc);
             packed_ic = ic;
           }
           for (std::int64_t jp = np * part / split; jp < np * (part + 1) / split; ++jp) {
             const int nr = int(std::min<std::int64_t>(NR, nc - jp * NR));
             for (std::int64_t ir = 0; ir < mc; ir += MR)
-              micro_kernel<T, MR, NR>(kc, ap + ir * kc, bp + jp * kc * NR,
+              micro_kernel<T, MR, NR, AS>(kc, ap + ir * pstride, bp + jp * kc * NR,
                                       C + (i0 + ir) * rsC + (jc + jp * NR) * csC, rsC, csC,
                                       int(std::min<std::int64_t>(MR, mc - ir)), nr, acc);
           }

@@ -428,11 +428,25 @@ def conv_cases():
         (2, 2, 5, 8, dict(s=2, idl=2)),
         (2, 2, 9, 16, {}),  # register blocks of input channels: one full block and a remainder
         (1, 2, 8, 8, {}),
+        # groups == 1 with C_out of one or two SIMD vectors (direct kernels), odd C_in
+        (2, 1, 3, 16, dict(k=3, s=3)),
+        (2, 1, 5, 32, dict(p=-1)),
+        (3, 1, 3, 8, {}),
+        (1, 1, 7, 16, dict(s=2)),
+        # input dilation (the input gradient of a strided conv), several channel widths
+        (2, 1, 4, 3, dict(idl=2, k=3, p=2)),
+        (2, 1, 6, 16, dict(idl=2, k=3, p=1, s=1)),
+        (2, 2, 3, 5, dict(idl=3, k=3, p=2, s=1)),
+        (1, 1, 5, 24, dict(idl=2, d=2, p=0)),
+        (3, 3, 2, 4, dict(idl=2, p=1)),
     ]
     cases = [make_conv_geom(rng, *spec[:4], **spec[4]) for spec in specs]
     # larger: K*Cg and rows exceed the GEMM's KC / MC blocks
     cases.append([2, 1, 20, 20, 40, 1, 3, 3, 24, 1, 20, 20, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
     cases.append([3, 1, 12, 12, 64, 1, 3, 3, 64, 1, 12, 12, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 64])
+    cases.append([2, 1, 11, 11, 40, 1, 3, 3, 64, 1, 11, 11, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    # input dilation 2 with K * C_out past the GEMM's blocks (strided input gradient)
+    cases.append([2, 1, 6, 6, 24, 1, 3, 3, 40, 1, 12, 12, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 2, 2, 1])
     return cases
 
 
