@@ -179,7 +179,9 @@ void depthwise_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   const std::int64_t C = g.Cout, m = g.Cout / g.Cin, K = g.K();
   constexpr std::int64_t CB = 64;
   const ConvScratch<T> scratch(K, max_threads(), false);
-  parallel_items(g.N * g.Do * g.Ho, 2, [&](std::int64_t lo, std::int64_t hi) {
+  const double macs = double(g.rows()) * K * C;
+  parallel_items(g.N * g.Do * g.Ho, macs >= kMinParallelMacs ? 2 : INT64_MAX,
+                 [&](std::int64_t lo, std::int64_t hi) {
     const T** taps = scratch.taps();
     for (std::int64_t line = lo; line < hi; ++line) {
       OutPos pos = out_pos(g, line * g.Wo);
@@ -244,7 +246,7 @@ template <class T>
 void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   const std::int64_t C = g.Cout, m = g.Cout / g.Cin, K = g.K(), rows = g.rows();
   constexpr std::int64_t CB = 64;
-  const int nt = rows >= 64 ? max_threads() : 1;
+  const int nt = rows >= 64 && double(rows) * K * C >= kMinParallelMacs ? max_threads() : 1;
   Workspace<T> part(std::size_t(nt) * K * C);
   const ConvScratch<T> scratch(kDwChunk * K, nt, false);
   for (std::int64_t i = 0; i < nt * K * C; ++i) part.get()[i] = T(0);
@@ -335,7 +337,9 @@ void grouped_forward_direct(const ConvGeom& g, const T* x, const T* w, T* out) {
   Workspace<T> zeros(std::size_t(g.Cin));
   std::fill(zeros.get(), zeros.get() + g.Cin, T(0));
   const ConvScratch<T> scratch(P * K, max_threads(), false);
-  parallel_items(ceil_div(rows, P), 2, [&](std::int64_t lo, std::int64_t hi) {
+  const double macs = double(rows) * K * Cg * C;
+  parallel_items(ceil_div(rows, P), macs >= kMinParallelMacs ? 2 : INT64_MAX,
+                 [&](std::int64_t lo, std::int64_t hi) {
     const T** table = scratch.taps();  // P pixels x K taps, never null
     OutPos pos = out_pos(g, lo * P);
     for (std::int64_t b = lo; b < hi; ++b) {
@@ -386,7 +390,7 @@ void grouped_backward_weight_direct(const ConvGeom& g, const T* x, const T* grad
   constexpr int VW = int(sizeof(V) / sizeof(T));
   const std::int64_t K = g.K(), Cg = g.Cg(), Coutg = g.Coutg(), C = g.Cout, rows = g.rows();
   const std::int64_t wsize = K * Cg * C;
-  const int nt = rows >= 64 ? max_threads() : 1;
+  const int nt = rows >= 64 && double(rows) * wsize >= kMinParallelMacs ? max_threads() : 1;
   Workspace<T> part(std::size_t(nt) * wsize), zeros(std::size_t(g.Cin));
   std::fill(part.get(), part.get() + nt * wsize, T(0));
   std::fill(zeros.get(), zeros.get() + g.Cin, T(0));
@@ -582,7 +586,7 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
   if (Coutg == VW) return grouped_backward_weight_direct<T, 1, 8>(g, x, grad, dw);
   if (Coutg == 2 * VW) return grouped_backward_weight_direct<T, 2, 6>(g, x, grad, dw);
-  const int nt = M >= 256 ? max_threads() : 1;
+  const int nt = M >= 256 && double(M) * wsize >= kMinParallelMacs ? max_threads() : 1;
   const std::int64_t block =
       std::max<std::int64_t>(1, std::int64_t(kIm2colBlockBytes / sizeof(T)) / width);
   Workspace<T> part(std::size_t(nt) * wsize);

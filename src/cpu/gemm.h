@@ -185,7 +185,7 @@ void gemm_driver(std::int64_t M, std::int64_t N, std::int64_t K, const PackA& pa
   using Blk = GemmBlocks<T>;
   const std::int64_t KC = Blk::KC, NC = round_up(Blk::NC, NR);
   int nt = max_threads();
-  if (double(M) * double(N) * double(K) < 32.0 * 32 * 64) nt = 1;
+  if (double(M) * double(N) * double(K) < kMinParallelMacs) nt = 1;
   // MC blocks: a multiple of the thread count when that is possible
   std::int64_t n_ic = ceil_div(M, Blk::MC);
   if (nt > 1) n_ic = std::min(round_up(n_ic, nt), ceil_div(M, MR));
@@ -196,57 +196,76 @@ void gemm_driver(std::int64_t M, std::int64_t N, std::int64_t K, const PackA& pa
   constexpr int AS = PackA::kRowStride;
   static_assert(AS == 0 || AS >= Blk::KC, "row-major A panels need a row stride >= KC");
   const std::int64_t arow = AS ? AS : kcap;
-  Workspace<T> bbuf(std::size_t(kcap * ncap)), abuf(std::size_t(nt * MC * arow));
 
-  for (std::int64_t jc = 0; jc < N; jc += NC) {
+  // Threads split the MC blocks (or, when there are fewer blocks than threads, the NR panels
+  // too).  When every thread has whole MC blocks and packed B is small (conv shapes: N of a
+  // few vectors), each thread packs its own copy of B and the whole product is one parallel
+  // region with no barrier; otherwise the threads share one packed B per (jc, pc) block.
+  const std::int64_t split = n_ic >= nt ? 1 : ceil_div(nt, n_ic);
+  const bool private_b =
+      nt > 1 && split == 1 && std::size_t(kcap * ncap) * sizeof(T) <= (std::size_t(512) << 10);
+  Workspace<T> bbuf(std::size_t(kcap * ncap) * (private_b ? nt : 1));
+  Workspace<T> abuf(std::size_t(nt * MC * arow));
+
+  // One (jc, pc) block on thread tid of T_; bp is the packed B this thread reads.
+  auto block = [&](int tid, int T_, std::int64_t jc, std::int64_t pc, T* bp, bool shared) {
     const std::int64_t nc = std::min(NC, N - jc), np = ceil_div(nc, NR);
-    for (std::int64_t pc = 0; pc < K; pc += KC) {
-      const std::int64_t kc = std::min(KC, K - pc);
-      const bool acc = accumulate || pc > 0;
-      const std::int64_t split = n_ic >= nt ? 1 : std::min(np, ceil_div(nt, n_ic));
-      const std::int64_t tasks = n_ic * split;
-      T* bp = bbuf.get();
-      auto work = [&](int tid, int T_) {
-        for (std::int64_t p = np * tid / T_; p < np * (tid + 1) / T_; ++p)
-          pack_b<T, NR>(bp + p * kc * NR, B, rsB, csB, pc, kc, jc + p * NR,
-                        int(std::min<std::int64_t>(NR, nc - p * NR)));
+    const std::int64_t kc = std::min(KC, K - pc);
+    const bool acc = accumulate || pc > 0;
+    const std::int64_t sp = std::min(np, split), tasks = n_ic * sp;
+    for (std::int64_t p = shared ? np * tid / T_ : 0; p < (shared ? np * (tid + 1) / T_ : np); ++p)
+      pack_b<T, NR>(bp + p * kc * NR, B, rsB, csB, pc, kc, jc + p * NR,
+                    int(std::min<std::int64_t>(NR, nc - p * NR)));
 #ifdef _OPENMP
-        // only inside our own team: an orphaned barrier would bind to a caller's region
-        if (T_ > 1) {
+    // only inside our own team: an orphaned barrier would bind to a caller's region
+    if (shared && T_ > 1) {
 #pragma omp barrier
-        }
+    }
 #endif
-        T* ap = abuf.get() + std::size_t(tid) * MC * arow;
-        const std::int64_t pstride = AS ? AS : kc;  // ap + ir * pstride: panel of rows ir..
-        std::int64_t packed_ic = -1;
-        for (std::int64_t t = tasks * tid / T_; t < tasks * (tid + 1) / T_; ++t) {
-          const std::int64_t ic = t / split, part = t % split;
-          const std::int64_t i0 = ic * MC, mc = std::min(MC, M - i0);
-          if (ic != packed_ic) {
-            for (std::int64_t ir = 0; ir < mc; ir += MR)
-              pa.template pack<MR>(ap + ir * pstride, i0 + ir,
-                                   int(std::min<std::int64_t>(MR, mc - ir)), pc, kc);
-            packed_ic = ic;
-          }
-          for (std::int64_t jp = np * part / split; jp < np * (part + 1) / split; ++jp) {
-            const int nr = int(std::min<std::int64_t>(NR, nc - jp * NR));
-            for (std::int64_t ir = 0; ir < mc; ir += MR)
-              micro_kernel<T, MR, NR, AS>(kc, ap + ir * pstride, bp + jp * kc * NR,
+    T* ap = abuf.get() + std::size_t(tid) * MC * arow;
+    const std::int64_t pstride = AS ? AS : kc;  // ap + ir * pstride: panel of rows ir..
+    std::int64_t packed_ic = -1;
+    for (std::int64_t t = tasks * tid / T_; t < tasks * (tid + 1) / T_; ++t) {
+      const std::int64_t ic = t / sp, part = t % sp;
+      const std::int64_t i0 = ic * MC, mc = std::min(MC, M - i0);
+      if (ic != packed_ic) {
+        for (std::int64_t ir = 0; ir < mc; ir += MR)
+          pa.template pack<MR>(ap + ir * pstride, i0 + ir,
+                               int(std::min<std::int64_t>(MR, mc - ir)), pc, kc);
+        packed_ic = ic;
+      }
+      for (std::int64_t jp = np * part / sp; jp < np * (part + 1) / sp; ++jp) {
+        const int nr = int(std::min<std::int64_t>(NR, nc - jp * NR));
+        for (std::int64_t ir = 0; ir < mc; ir += MR)
+          micro_kernel<T, MR, NR, AS>(kc, ap + ir * pstride, bp + jp * kc * NR,
                                       C + (i0 + ir) * rsC + (jc + jp * NR) * csC, rsC, csC,
                                       int(std::min<std::int64_t>(MR, mc - ir)), nr, acc);
-          }
-        }
-      };
+      }
+    }
+  };
+#ifdef _OPENMP
+  if (private_b) {
+#pragma omp parallel num_threads(nt)
+    {
+      const int tid = omp_get_thread_num(), T_ = omp_get_num_threads();
+      T* bp = bbuf.get() + std::size_t(tid) * kcap * ncap;
+      for (std::int64_t jc = 0; jc < N; jc += NC)
+        for (std::int64_t pc = 0; pc < K; pc += KC) block(tid, T_, jc, pc, bp, false);
+    }
+    return;
+  }
+#endif
+  for (std::int64_t jc = 0; jc < N; jc += NC)
+    for (std::int64_t pc = 0; pc < K; pc += KC) {
 #ifdef _OPENMP
       if (nt > 1) {
 #pragma omp parallel num_threads(nt)
-        work(omp_get_thread_num(), omp_get_num_threads());
+        block(omp_get_thread_num(), omp_get_num_threads(), jc, pc, bbuf.get(), true);
         continue;
       }
 #endif
-      work(0, 1);
+      block(0, 1, jc, pc, bbuf.get(), true);
     }
-  }
 }
 
 /// Naive C = A * B (+ C): the test oracle, and the path for tiny products.
