@@ -8,8 +8,8 @@ Strides and offsets count elements, not bytes.
 """
 
 import builtins
-import operator
-from functools import reduce as _reduce
+import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -18,17 +18,21 @@ from . import ndarray_backend_numpy
 DTYPES = ("float32", "float64")
 
 
-def prod(xs):
-    return _reduce(operator.mul, xs, 1)
+prod = math.prod
 
 
-def compact_strides(shape):
-    """Row-major element strides of ``shape``."""
+@lru_cache(maxsize=4096)
+def _compact_strides(shape):
     strides, stride = [], 1
     for dim in reversed(shape):
         strides.append(stride)
         stride *= dim
     return tuple(reversed(strides))
+
+
+def compact_strides(shape):
+    """Row-major element strides of ``shape``."""
+    return _compact_strides(tuple(shape))
 
 
 def slice_view(shape, strides, offset, idxs):
@@ -102,6 +106,23 @@ class BackendDevice:
         self.mod = mod
         self.dtypes = dtypes
 
+    @property
+    def mod(self):
+        return self.__dict__["_mod"]
+
+    @mod.setter
+    def mod(self, mod):
+        # The backend's functions become instance attributes: a kernel call on the hot
+        # path is then a plain attribute lookup, not a __getattr__ call.
+        for name in self.__dict__.pop("_functions", ()):
+            self.__dict__.pop(name, None)
+        self.__dict__["_mod"] = mod
+        names = [n for n in dir(mod) if not n.startswith("_")] if mod is not None else []
+        names = [n for n in names if n not in type(self).__dict__ and n not in ("name", "dtypes")]
+        for n in names:
+            self.__dict__[n] = getattr(mod, n)
+        self.__dict__["_functions"] = names
+
     def __eq__(self, other):
         return isinstance(other, BackendDevice) and self.name == other.name
 
@@ -112,7 +133,7 @@ class BackendDevice:
         return self.name + "()"
 
     def __getattr__(self, name):
-        mod = self.__dict__.get("mod")
+        mod = self.__dict__.get("_mod")
         if mod is None:
             raise AttributeError(f"device {self.__dict__.get('name')}() is not available")
         return getattr(mod, name)
@@ -203,6 +224,9 @@ def _normalize_index(i, dim, axis):
     return i + dim if i < 0 else i
 
 
+_new_ndarray = object.__new__
+
+
 class NDArray:
     """A strided n-dimensional array on a device (float32 or float64)."""
 
@@ -250,6 +274,22 @@ class NDArray:
             handle = array._device.Array(prod(array._shape), dtype)
         array._handle = handle
         return array
+
+    @staticmethod
+    def _view(shape, strides, device, handle, offset=0):
+        """``make`` for internal callers whose shape and strides are already int tuples."""
+        array = _new_ndarray(NDArray)
+        array._shape = shape
+        array._strides = strides
+        array._offset = offset
+        array._device = device
+        array._handle = handle
+        return array
+
+    @staticmethod
+    def _fresh(shape, device, dtype):
+        """A new compact array (uninitialised) of int-tuple ``shape``."""
+        return NDArray._view(shape, _compact_strides(shape), device, device.Array(prod(shape), dtype))
 
     # --- properties -------------------------------------------------------------------
     @property
@@ -307,13 +347,13 @@ class NDArray:
         self.device.fill(self._handle, value)
 
     def copy(self):
-        out = NDArray.make(self.shape, device=self.device, dtype=self.dtype)
+        out = NDArray._fresh(self._shape, self._device, self._handle.dtype)
         self.device.compact(self._handle, out._handle, self.shape, self.strides, self._offset)
         return out
 
     def is_compact(self):
         return (
-            self._strides == compact_strides(self._shape)
+            self._strides == _compact_strides(self._shape)
             and prod(self._shape) == self._handle.size
         )
 
@@ -336,7 +376,7 @@ class NDArray:
         return self._restride(shape, strides)
 
     def _restride(self, shape, strides):
-        return NDArray.make(shape, strides, self.device, self._handle, self._offset)
+        return NDArray._view(shape, strides, self._device, self._handle, self._offset)
 
     @property
     def flat(self):
@@ -344,6 +384,14 @@ class NDArray:
 
     def reshape(self, new_shape):
         """A view with ``new_shape`` (one axis may be -1); the array must be compact."""
+        if (
+            type(new_shape) is tuple
+            and self._offset == 0
+            and self._strides == _compact_strides(self._shape)
+            and builtins.all(type(s) is int and s >= 0 for s in new_shape)
+            and prod(new_shape) == prod(self._shape)
+        ):  # the common case: a packed array, a fully given shape
+            return NDArray._view(new_shape, _compact_strides(new_shape), self._device, self._handle)
         new_shape = tuple(int(s) for s in new_shape)
         if new_shape.count(-1) > 1:
             raise ValueError(f"reshape: only one axis may be -1, got {new_shape}")
@@ -355,12 +403,12 @@ class NDArray:
         if prod(new_shape) != self.size or builtins.any(s < 0 for s in new_shape):
             raise ValueError(f"reshape: cannot reshape array of shape {self.shape} into {new_shape}")
         base = self if self.is_compact_view() else self.compact()
-        return NDArray.make(new_shape, compact_strides(new_shape), self.device, base._handle, base._offset)
+        return NDArray._view(new_shape, _compact_strides(new_shape), self._device, base._handle, base._offset)
 
     def is_compact_view(self):
         """Row-major strides (the buffer may be larger than the view)."""
         return all(
-            st == cs for st, cs, d in zip(self._strides, compact_strides(self._shape), self._shape) if d != 1
+            st == cs for st, cs, d in zip(self._strides, _compact_strides(self._shape), self._shape) if d != 1
         )
 
     def permute(self, new_axes):
@@ -383,7 +431,7 @@ class NDArray:
 
     def _view_of(self, idxs):
         shape, strides, offset = slice_view(self._shape, self._strides, self._offset, idxs)
-        return NDArray.make(shape, strides, self.device, self._handle, offset)
+        return NDArray._view(shape, strides, self._device, self._handle, offset)
 
     def __getitem__(self, idxs):
         """A view; an int index keeps its axis with length 1 (the course's convention)."""
@@ -432,7 +480,7 @@ class NDArray:
 
     # --- elementwise ------------------------------------------------------------------
     def _check_same_device(self, other, what):
-        if other.device != self.device:
+        if other._device is not self._device and other._device != self._device:
             raise ValueError(
                 f"{what}: arrays on different devices: {self.device!r} {self.shape} and {other.device!r} {other.shape}"
             )
@@ -456,15 +504,15 @@ class NDArray:
 
     def _like(self):
         """A fresh uninitialised array with this (dense) view's shape and strides."""
-        return NDArray.make(
-            self._shape, self._strides, self._device,
-            self._device.Array(prod(self._shape), self._handle.dtype),
-        )  # fmt: skip
+        device = self._device
+        return NDArray._view(
+            self._shape, self._strides, device, device.Array(prod(self._shape), self._handle.dtype)
+        )
 
     def _binary(self, other, ewise_name, scalar_name):
         if isinstance(other, NDArray):
             self._check_same_device(other, ewise_name)
-            if other.dtype != self.dtype:
+            if other._handle.dtype != self._handle.dtype:
                 raise TypeError(
                     f"{ewise_name}: dtype mismatch {self.dtype} {self.shape} vs {other.dtype} {other.shape}"
                 )
@@ -473,11 +521,11 @@ class NDArray:
                 out = a._like()  # same layout on both sides: keep it
                 getattr(self.device, ewise_name)(a._handle, b._handle, out._handle)
                 return out
-            if a.shape != b.shape:
-                shape = broadcast_shapes(a.shape, b.shape)
+            if a._shape != b._shape:
+                shape = broadcast_shapes(a._shape, b._shape)
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
-            out = NDArray.make(a.shape, device=self.device, dtype=self.dtype)
-            getattr(self.device, ewise_name)(a.compact()._handle, b.compact()._handle, out._handle)
+            out = NDArray._fresh(a._shape, self._device, self._handle.dtype)
+            getattr(self._device, ewise_name)(a.compact()._handle, b.compact()._handle, out._handle)
         else:
             src = self if self._dense() else self.compact()
             out = src._like()
@@ -572,7 +620,7 @@ class NDArray:
     def __matmul__(self, other):
         """2-D or batched matmul; leading (batch) axes broadcast as in NumPy."""
         self._check_same_device(other, "matmul")
-        if self.dtype != other.dtype:
+        if self._handle.dtype != other._handle.dtype:
             raise TypeError(f"matmul: dtype mismatch {self.dtype} vs {other.dtype}")
         if self.ndim < 2 or other.ndim < 2:
             raise ValueError(f"matmul: both operands need >= 2 axes, got {self.shape} @ {other.shape}")
@@ -580,8 +628,8 @@ class NDArray:
         if n != n2:
             raise ValueError(f"matmul: inner dimensions differ: {self.shape} @ {other.shape}")
         if self.ndim == 2 and other.ndim == 2:
-            out = NDArray.make((m, p), device=self.device, dtype=self.dtype)
-            self.device.matmul(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
+            out = NDArray._fresh((m, p), self._device, self._handle.dtype)
+            self._device.matmul(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
             return out
         batch_shape = broadcast_shapes(self.shape[:-2], other.shape[:-2])
         a = _batched_operand(self, batch_shape)
@@ -611,7 +659,7 @@ class NDArray:
                 out = _sum_rows(leading.reshape((reduce_size, prod(kept))))
                 return _finish_reduce(out.reshape(kept), self._shape, axes, keepdims)
         view = self.permute(rest + axes).compact()
-        out = NDArray.make(kept, device=self.device, dtype=self.dtype)
+        out = NDArray._fresh(kept, self._device, self._handle.dtype)
         if reduce_size == 0:
             out.fill(0.0)
         else:
