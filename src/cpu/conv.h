@@ -236,6 +236,112 @@ void depthwise_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   });
 }
 
+/// Depthwise forward without a channel multiplier (Cout == Cin == groups), one output line
+/// (n, od, oh) at a time: the line's valid kernel rows are found once, the input column of
+/// every (ow, kw) comes from a per-call table, and for each block of two SIMD vectors of
+/// channels the output pixel's two accumulators stay in registers over all taps.  Interior
+/// pixels (every kw inside the input, no input dilation along W) read their taps at fixed
+/// offsets without the table.
+template <class T>
+void depthwise_forward_lines(const ConvGeom& g, const T* x, const T* w, T* out) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  constexpr std::int64_t CB = 2 * VW;
+  const std::int64_t C = g.Cout, KW = g.KW, Wo = g.Wo, rows_k = g.KD * g.KH;
+  std::vector<std::int64_t> iwt(std::size_t(Wo * KW));
+  std::int64_t in_lo = Wo, in_hi = 0;  // interior range of ow
+  for (std::int64_t ow = 0; ow < Wo; ++ow) {
+    bool all = g.idw == 1;
+    for (std::int64_t kw = 0; kw < KW; ++kw) {
+      iwt[ow * KW + kw] = conv_src(ow, kw, g.sw, g.dw, g.pw, g.idw, g.Wi);
+      all = all && iwt[ow * KW + kw] >= 0;
+    }
+    if (all) {
+      in_lo = std::min(in_lo, ow);
+      in_hi = ow + 1;
+    }
+  }
+  if (in_lo >= in_hi) in_lo = in_hi = 0;
+  const ConvScratch<T> scratch(2 * rows_k, max_threads(), false);
+  const double macs = double(g.rows()) * g.K() * C;
+  parallel_items(g.N * g.Do * g.Ho, macs >= kMinParallelMacs ? 2 : INT64_MAX,
+                 [&](std::int64_t lo, std::int64_t hi) {
+    const T** rowp = scratch.taps();  // valid kernel rows: input row, then weight row
+    const T** wrow = rowp + rows_k;
+    for (std::int64_t line = lo; line < hi; ++line) {
+      const OutPos pos = out_pos(g, line * Wo);
+      std::int64_t nr = 0;
+      for (std::int64_t kd = 0; kd < g.KD; ++kd) {
+        const std::int64_t id = conv_src(pos.od, kd, g.sd, g.dd, g.pd, g.idd, g.Di);
+        if (id < 0) continue;
+        for (std::int64_t kh = 0; kh < g.KH; ++kh) {
+          const std::int64_t ih = conv_src(pos.oh, kh, g.sh, g.dh, g.ph, g.idh, g.Hi);
+          if (ih < 0) continue;
+          rowp[nr] = x + ((pos.n * g.Di + id) * g.Hi + ih) * g.Wi * C;
+          wrow[nr++] = w + (kd * g.KH + kh) * KW * C;
+        }
+      }
+      T* o_line = out + line * Wo * C;
+      if (nr == 0) {
+        std::fill(o_line, o_line + Wo * C, T(0));
+        continue;
+      }
+      for (std::int64_t c0 = 0; c0 < C; c0 += CB) {
+        const std::int64_t cb = std::min(CB, C - c0);
+        for (std::int64_t ow = 0; ow < Wo; ++ow) {
+          T* o = o_line + ow * C + c0;
+          if (cb == CB) {
+            V a0 = V{}, a1 = V{}, xv, wv;
+            if (ow >= in_lo && ow < in_hi) {
+              const std::int64_t off = (ow * g.sw - g.pw) * C + c0, step = g.dw * C;
+              for (std::int64_t r = 0; r < nr; ++r) {
+                const T* xr = rowp[r] + off;
+                const T* wr = wrow[r] + c0;
+                for (std::int64_t kw = 0; kw < KW; ++kw) {
+                  std::memcpy(&xv, xr + kw * step, sizeof(V));
+                  std::memcpy(&wv, wr + kw * C, sizeof(V));
+                  a0 += xv * wv;
+                  std::memcpy(&xv, xr + kw * step + VW, sizeof(V));
+                  std::memcpy(&wv, wr + kw * C + VW, sizeof(V));
+                  a1 += xv * wv;
+                }
+              }
+            } else {
+              for (std::int64_t r = 0; r < nr; ++r)
+                for (std::int64_t kw = 0; kw < KW; ++kw) {
+                  const std::int64_t iw = iwt[ow * KW + kw];
+                  if (iw < 0) continue;
+                  const T* xr = rowp[r] + iw * C + c0;
+                  const T* wr = wrow[r] + kw * C + c0;
+                  std::memcpy(&xv, xr, sizeof(V));
+                  std::memcpy(&wv, wr, sizeof(V));
+                  a0 += xv * wv;
+                  std::memcpy(&xv, xr + VW, sizeof(V));
+                  std::memcpy(&wv, wr + VW, sizeof(V));
+                  a1 += xv * wv;
+                }
+            }
+            std::memcpy(o, &a0, sizeof(V));
+            std::memcpy(o + VW, &a1, sizeof(V));
+            continue;
+          }
+          T acc[CB] = {};
+          for (std::int64_t r = 0; r < nr; ++r)
+            for (std::int64_t kw = 0; kw < KW; ++kw) {
+              const std::int64_t iw = iwt[ow * KW + kw];
+              if (iw < 0) continue;
+              const T* xr = rowp[r] + iw * C + c0;
+              const T* wr = wrow[r] + kw * C + c0;
+#pragma omp simd
+              for (std::int64_t c = 0; c < cb; ++c) acc[c] += xr[c] * wr[c];
+            }
+          std::memcpy(o, acc, cb * sizeof(T));
+        }
+      }
+    }
+  });
+}
+
 /// dw[k, ci * m + j] = sum_row x[tap(row, k), ci] * grad[row, ci * m + j]; each thread
 /// sums its rows into a private K x Cout partial, added up at the end.  Rows go in chunks of
 /// kDwChunk whose tap tables are built first; then, per tap and 64-channel block, the partial
@@ -550,7 +656,10 @@ void conv_forward_scatter(const ConvGeom& g, const T* x, const T* w, T* out) {
 
 template <class T>
 void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
-  if (g.Cg() == 1 && g.G > 1) return depthwise_forward(g, x, w, out);
+  if (g.Cg() == 1 && g.G > 1) {
+    if (g.Cout == g.Cin) return depthwise_forward_lines(g, x, w, out);
+    return depthwise_forward(g, x, w, out);
+  }
   const std::int64_t Coutg = g.Coutg(), Kdim = g.K() * g.Cg(), M = g.rows();
   if (Kdim == 0) {
     for (std::int64_t i = 0; i < M * g.Cout; ++i) out[i] = T(0);

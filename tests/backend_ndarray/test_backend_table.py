@@ -439,6 +439,11 @@ def conv_cases():
         (2, 2, 3, 5, dict(idl=3, k=3, p=2, s=1)),
         (1, 1, 5, 24, dict(idl=2, d=2, p=0)),
         (3, 3, 2, 4, dict(idl=2, p=1)),
+        # depthwise without multiplier: full and partial channel blocks, interior and edges
+        (2, 40, 1, 1, dict(idl=2, p=1)),
+        (2, 70, 1, 1, dict(d=2, k=3, p=2)),
+        (1, 33, 1, 1, dict(k=3, p=1, s=2)),
+        (3, 20, 1, 1, dict(k=3, p=1)),
     ]
     cases = [make_conv_geom(rng, *spec[:4], **spec[4]) for spec in specs]
     # larger: K*Cg and rows exceed the GEMM's KC / MC blocks
