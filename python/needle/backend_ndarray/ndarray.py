@@ -494,6 +494,8 @@ class NDArray:
         """
         if self._offset != 0:
             return False
+        if self._strides == _compact_strides(self._shape):
+            return True
         expected = 1
         for stride, dim in sorted(zip(self._strides, self._shape)):
             if dim != 1:
@@ -656,7 +658,7 @@ class NDArray:
                 # The reduced axes are the outer ones in memory (the per-channel sums of a
                 # channels-last batch): one product with a row of ones reads the array in
                 # place, where the reduction kernel would need a transposed copy first.
-                out = _sum_rows(leading.reshape((reduce_size, prod(kept))))
+                out = sum_rows(leading.reshape((reduce_size, prod(kept))))
                 return _finish_reduce(out.reshape(kept), self._shape, axes, keepdims)
         view = self.permute(rest + axes).compact()
         out = NDArray._fresh(kept, self._device, self._handle.dtype)
@@ -692,16 +694,17 @@ def _ones_row(device, dtype, n):
     return ones
 
 
-def _sum_rows(x):
+def sum_rows(x):
     """Column sums (1, C) of a compact (M, C) matrix: ones (1, M) @ x.
 
     A tall, narrow matrix is first folded to (M/r, r·C) (a free reshape, its product runs
     faster) and the r partial rows are summed after.
     """
-    m, c = x.shape
+    m, c = x._shape
     r = 1
-    while m % (2 * r) == 0 and 2 * r * c <= 256 and m // (2 * r) >= 256:
-        r *= 2
+    if c < 32:  # only the narrowest matrices gain enough to pay for the second step
+        while m % (2 * r) == 0 and 2 * r * c <= 256 and m // (2 * r) >= 256:
+            r *= 2
     if r == 1:
         return _ones_row(x.device, x.dtype, m) @ x
     partial = _ones_row(x.device, x.dtype, m // r) @ x.reshape((m // r, r * c))

@@ -31,6 +31,9 @@ from ..autograd import Tensor, TensorOp, is_grad_enabled
 from ..backend_selection import BACKEND
 from .ops_mathematic import broadcast_to, reshape, summation
 
+if BACKEND == "nd":
+    from ..backend_ndarray.ndarray import sum_rows
+
 __all__ = ["BatchNormTrain", "batch_norm"]
 
 _ND = BACKEND == "nd"
@@ -67,7 +70,7 @@ def _from_rows(rows, shape):
 def _column_sums(rows):
     """Σ over the rows of a compact (M, C) matrix, as (1, C) (NDArray: a product with a
     row of ones, reading the matrix in place)."""
-    return rows.sum(axis=0, keepdims=True)
+    return sum_rows(rows) if _ND else rows.sum(axis=0, keepdims=True)
 
 
 def _row(v, m):
