@@ -173,7 +173,7 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "numpy"])
     p.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 2)))
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3, help="alternating runs of each framework")
     p.add_argument("--child", choices=["needle", "torch"], help=argparse.SUPPRESS)
