@@ -442,17 +442,22 @@ void grouped_forward_direct(const ConvGeom& g, const T* x, const T* w, T* out) {
   const std::int64_t K = g.K(), Cg = g.Cg(), Coutg = g.Coutg(), C = g.Cout, rows = g.rows();
   Workspace<T> zeros(std::size_t(g.Cin));
   std::fill(zeros.get(), zeros.get() + g.Cin, T(0));
-  const ConvScratch<T> scratch(P * K, max_threads(), false);
+  // Pixel blocks go in chunks of kChunk whose tap tables are built first; then each group
+  // runs over the whole chunk, so its weights (K * Cg * Coutg) stay in L1 across the blocks.
+  constexpr std::int64_t kChunk = 8;
+  const ConvScratch<T> scratch(kChunk * P * K, max_threads(), false);
   const double macs = double(rows) * K * Cg * C;
-  parallel_items(ceil_div(rows, P), macs >= kMinParallelMacs ? 2 : INT64_MAX,
+  const std::int64_t nblocks = ceil_div(rows, P);
+  parallel_items(ceil_div(nblocks, kChunk), macs >= kMinParallelMacs ? 2 : INT64_MAX,
                  [&](std::int64_t lo, std::int64_t hi) {
-    const T** table = scratch.taps();  // P pixels x K taps, never null
-    OutPos pos = out_pos(g, lo * P);
-    for (std::int64_t b = lo; b < hi; ++b) {
-      const std::int64_t r0 = b * P, np = std::min<std::int64_t>(P, rows - r0);
-      for (std::int64_t p = 0; p < P; ++p) {
+    const T** table = scratch.taps();  // kChunk x P pixels x K taps, never null
+    OutPos pos = out_pos(g, lo * kChunk * P);
+    for (std::int64_t chunk = lo; chunk < hi; ++chunk) {
+      const std::int64_t b0 = chunk * kChunk, nb = std::min(kChunk, nblocks - b0);
+      const std::int64_t r_chunk = b0 * P;
+      for (std::int64_t p = 0; p < nb * P; ++p) {
         const T** t = table + p * K;
-        if (p < np) {
+        if (r_chunk + p < rows) {
           row_taps(g, x, pos, t);
           next_pos(g, pos);
         } else {
@@ -461,26 +466,226 @@ void grouped_forward_direct(const ConvGeom& g, const T* x, const T* w, T* out) {
         for (std::int64_t k = 0; k < K; ++k)
           if (!t[k]) t[k] = zeros.get();
       }
-      for (std::int64_t grp = 0; grp < g.G; ++grp) {
+      for (std::int64_t grp = 0; grp < g.G; ++grp)
+        for (std::int64_t b = 0; b < nb; ++b) {
+          const std::int64_t r0 = r_chunk + b * P, np = std::min<std::int64_t>(P, rows - r0);
+          const T** tb = table + b * P * K;
+          V acc[P][NV];
+          for (int p = 0; p < P; ++p)
+            for (int v = 0; v < NV; ++v) acc[p][v] = V{};
+          for (std::int64_t k = 0; k < K; ++k) {
+            const T* wk = w + k * Cg * C + grp * Coutg;
+            const std::int64_t xoff = grp * Cg;
+            for (std::int64_t c = 0; c < Cg; ++c) {
+              V wv[NV];
+              for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wk + c * C + v * VW, sizeof(V));
+#pragma GCC unroll 16
+              for (int p = 0; p < P; ++p) {
+                const T xv = tb[p * K + k][xoff + c];
+                for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
+              }
+            }
+          }
+          for (std::int64_t p = 0; p < np; ++p)
+            std::memcpy(out + (r0 + p) * C + grp * Coutg, acc[p], NV * sizeof(V));
+        }
+    }
+  });
+}
+
+/// Dense (groups == 1) forward without im2col or tap tables, for C_out of one or two vectors
+/// and no input dilation: threads take whole images; each image is first copied into a
+/// per-thread zero-padded buffer (the extent the windows reach: ((O-1)*s + (k-1)*d + 1) per
+/// axis, bounded by one image), so every tap is in bounds and sits at a fixed offset from the
+/// pixel's base pointer.  Along a kernel row with dilation 1 the (kw, channel) pairs are one
+/// contiguous run of KW * C_in elements in both the padded image and the weight, so the inner
+/// loop runs over it with P output pixels x NV vectors of accumulators in registers.  This is
+/// the path for small C_in (the 3-channel stem: 7 runs of 21 instead of 49 taps of 3).
+template <class T, int NV, int P>
+void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  const std::int64_t Cin = g.Cin, C = g.Cout;
+  const std::int64_t Dp = (g.Do - 1) * g.sd + (g.KD - 1) * g.dd + 1;
+  const std::int64_t Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1;
+  const std::int64_t Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
+  const std::int64_t pimg = Dp * Hp * Wp * Cin, pix_out = g.Do * g.Ho * g.Wo;
+  struct Run {
+    std::int64_t off, widx, len;  // offset in the padded image, first weight row, length
+  };
+  std::vector<Run> runs;
+  for (std::int64_t kd = 0; kd < g.KD; ++kd)
+    for (std::int64_t kh = 0; kh < g.KH; ++kh) {
+      const std::int64_t row_off = ((kd * g.dd) * Hp + kh * g.dh) * Wp * Cin;
+      const std::int64_t k0 = (kd * g.KH + kh) * g.KW;
+      if (g.dw == 1) {
+        runs.push_back({row_off, k0 * Cin, g.KW * Cin});
+      } else {
+        for (std::int64_t kw = 0; kw < g.KW; ++kw)
+          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cin, Cin});
+      }
+    }
+  const double macs = double(g.rows()) * g.K() * Cin * C;
+  const bool par = macs >= kMinParallelMacs && g.N > 1;
+  const int slots = par ? max_threads() : 1;
+  Workspace<T> pad(std::size_t(slots) * pimg);
+  parallel_items(g.N, par ? 2 : INT64_MAX, [&](std::int64_t lo, std::int64_t hi) {
+    T* xp = pad.get() + std::size_t(thread_slot(slots)) * pimg;
+    for (std::int64_t n = lo; n < hi; ++n) {
+      // the padded image: zeros, then the rows of the input that the windows reach
+      std::fill(xp, xp + pimg, T(0));
+      const std::int64_t w_lo = std::max<std::int64_t>(0, g.pw);
+      const std::int64_t w_hi = std::min<std::int64_t>(Wp, g.Wi + g.pw);
+      for (std::int64_t dp = 0; dp < Dp; ++dp) {
+        const std::int64_t id = dp - g.pd;
+        if (id < 0 || id >= g.Di) continue;
+        for (std::int64_t hp = 0; hp < Hp; ++hp) {
+          const std::int64_t ih = hp - g.ph;
+          if (ih < 0 || ih >= g.Hi || w_lo >= w_hi) continue;
+          std::memcpy(xp + ((dp * Hp + hp) * Wp + w_lo) * Cin,
+                      x + (((n * g.Di + id) * g.Hi + ih) * g.Wi + (w_lo - g.pw)) * Cin,
+                      (w_hi - w_lo) * Cin * sizeof(T));
+        }
+      }
+      T* o_img = out + n * pix_out * C;
+      std::int64_t od = 0, oh = 0, ow = 0;
+      for (std::int64_t r0 = 0; r0 < pix_out; r0 += P) {
+        const std::int64_t np = std::min<std::int64_t>(P, pix_out - r0);
+        const T* base[P];
+        for (int p = 0; p < P; ++p) {
+          if (p < np) {
+            base[p] = xp + ((od * g.sd * Hp + oh * g.sh) * Wp + ow * g.sw) * Cin;
+            if (++ow == g.Wo) {
+              ow = 0;
+              if (++oh == g.Ho) {
+                oh = 0;
+                ++od;
+              }
+            }
+          } else {
+            base[p] = base[0];
+          }
+        }
         V acc[P][NV];
         for (int p = 0; p < P; ++p)
           for (int v = 0; v < NV; ++v) acc[p][v] = V{};
-        for (std::int64_t k = 0; k < K; ++k) {
-          const T* wk = w + k * Cg * C + grp * Coutg;
-          const std::int64_t xoff = grp * Cg;
-          for (std::int64_t c = 0; c < Cg; ++c) {
+        for (const Run& run : runs) {
+          const T* wr = w + run.widx * C;
+          const std::int64_t off = run.off;
+          for (std::int64_t j = 0; j < run.len; ++j) {
             V wv[NV];
-            for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wk + c * C + v * VW, sizeof(V));
+            for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wr + j * C + v * VW, sizeof(V));
 #pragma GCC unroll 16
             for (int p = 0; p < P; ++p) {
-              const T xv = table[p * K + k][xoff + c];
+              const T xv = base[p][off + j];
               for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
             }
           }
         }
         for (std::int64_t p = 0; p < np; ++p)
-          std::memcpy(out + (r0 + p) * C + grp * Coutg, acc[p], NV * sizeof(V));
+          std::memcpy(o_img + (r0 + p) * C, acc[p], NV * sizeof(V));
       }
+    }
+  });
+}
+
+/// Dense (groups == 1) weight gradient for C_out of one or two vectors, no input dilation:
+/// the padded-image scheme of dense_forward_padded.  Threads take whole images and keep a
+/// private K * C_in x C_out partial; for each contiguous run of (kw, channel) entries and each
+/// block of CB entries, the CB x NV partial vectors stay in registers over all pixels of the
+/// image (one grad-vector load serves CB entries; the pixel offsets are one per-call table).
+template <class T, int NV, int CB>
+void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, T* dw) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  const std::int64_t Cin = g.Cin, C = g.Cout, wsize = g.K() * Cin * C;
+  const std::int64_t Dp = (g.Do - 1) * g.sd + (g.KD - 1) * g.dd + 1;
+  const std::int64_t Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1;
+  const std::int64_t Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
+  const std::int64_t pimg = Dp * Hp * Wp * Cin, pix_out = g.Do * g.Ho * g.Wo;
+  struct Run {
+    std::int64_t off, widx, len;
+  };
+  std::vector<Run> runs;
+  for (std::int64_t kd = 0; kd < g.KD; ++kd)
+    for (std::int64_t kh = 0; kh < g.KH; ++kh) {
+      const std::int64_t row_off = ((kd * g.dd) * Hp + kh * g.dh) * Wp * Cin;
+      const std::int64_t k0 = (kd * g.KH + kh) * g.KW;
+      if (g.dw == 1) {
+        runs.push_back({row_off, k0 * Cin, g.KW * Cin});
+      } else {
+        for (std::int64_t kw = 0; kw < g.KW; ++kw)
+          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cin, Cin});
+      }
+    }
+  std::vector<std::int64_t> pixoff(static_cast<std::size_t>(pix_out));
+  for (std::int64_t od = 0, r = 0; od < g.Do; ++od)
+    for (std::int64_t oh = 0; oh < g.Ho; ++oh)
+      for (std::int64_t ow = 0; ow < g.Wo; ++ow, ++r)
+        pixoff[r] = ((od * g.sd * Hp + oh * g.sh) * Wp + ow * g.sw) * Cin;
+  const double macs = double(g.rows()) * wsize;
+  const int nt = macs >= kMinParallelMacs && g.N > 1 ? max_threads() : 1;
+  Workspace<T> part(std::size_t(nt) * wsize), pad(std::size_t(nt) * pimg);
+  std::fill(part.get(), part.get() + nt * wsize, T(0));
+  parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
+    for (std::int64_t t = tlo; t < thi; ++t) {
+      T* acc = part.get() + t * wsize;
+      T* xp = pad.get() + t * pimg;
+      for (std::int64_t n = g.N * t / nt; n < g.N * (t + 1) / nt; ++n) {
+        std::fill(xp, xp + pimg, T(0));
+        const std::int64_t w_lo = std::max<std::int64_t>(0, g.pw);
+        const std::int64_t w_hi = std::min<std::int64_t>(Wp, g.Wi + g.pw);
+        for (std::int64_t dp = 0; dp < Dp; ++dp) {
+          const std::int64_t id = dp - g.pd;
+          if (id < 0 || id >= g.Di) continue;
+          for (std::int64_t hp = 0; hp < Hp; ++hp) {
+            const std::int64_t ih = hp - g.ph;
+            if (ih < 0 || ih >= g.Hi || w_lo >= w_hi) continue;
+            std::memcpy(xp + ((dp * Hp + hp) * Wp + w_lo) * Cin,
+                        x + (((n * g.Di + id) * g.Hi + ih) * g.Wi + (w_lo - g.pw)) * Cin,
+                        (w_hi - w_lo) * Cin * sizeof(T));
+          }
+        }
+        const T* g_img = grad + n * pix_out * C;
+        for (const Run& run : runs)
+          for (std::int64_t j0 = 0; j0 < run.len; j0 += CB) {
+            const int cb = int(std::min<std::int64_t>(CB, run.len - j0));
+            T* a = acc + (run.widx + j0) * C;  // entry cc at a + cc * C
+            const T* xb = xp + run.off + j0;
+            V sum[CB][NV];
+            for (int cc = 0; cc < CB; ++cc)
+              for (int v = 0; v < NV; ++v)
+                if (cc < cb) std::memcpy(&sum[cc][v], a + cc * C + v * VW, sizeof(V));
+                else sum[cc][v] = V{};
+            if (cb == CB) {
+              for (std::int64_t r = 0; r < pix_out; ++r) {
+                const T* xr = xb + pixoff[r];
+                V gv[NV];
+                for (int v = 0; v < NV; ++v) std::memcpy(&gv[v], g_img + r * C + v * VW, sizeof(V));
+#pragma GCC unroll 16
+                for (int cc = 0; cc < CB; ++cc)
+                  for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
+              }
+            } else {
+              for (std::int64_t r = 0; r < pix_out; ++r) {
+                const T* xr = xb + pixoff[r];
+                V gv[NV];
+                for (int v = 0; v < NV; ++v) std::memcpy(&gv[v], g_img + r * C + v * VW, sizeof(V));
+                for (int cc = 0; cc < cb; ++cc)
+                  for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
+              }
+            }
+            for (int cc = 0; cc < cb; ++cc)
+              for (int v = 0; v < NV; ++v) std::memcpy(a + cc * C + v * VW, &sum[cc][v], sizeof(V));
+          }
+      }
+    }
+  });
+  parallel_range(wsize, 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      T s = T(0);
+      for (int t = 0; t < nt; ++t) s += part.get()[t * wsize + i];
+      dw[i] = s;
     }
   });
 }
@@ -667,6 +872,8 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   }
   if (g.idd > 1 || g.idh > 1 || g.idw > 1) return conv_forward_scatter(g, x, w, out);
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
+  if (g.G == 1 && Coutg == VW) return dense_forward_padded<T, 1, 8>(g, x, w, out);
+  if (g.G == 1 && Coutg == 2 * VW) return dense_forward_padded<T, 2, 6>(g, x, w, out);
   if (Coutg == VW) return grouped_forward_direct<T, 1, 8>(g, x, w, out);
   if (Coutg == 2 * VW) return grouped_forward_direct<T, 2, 6>(g, x, w, out);
   const ConvScratch<T> scratch(g.K(), max_threads(), false);
@@ -693,8 +900,12 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   }
   if (g.Cg() == 1 && g.G > 1) return depthwise_backward_weight(g, x, grad, dw);
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
-  if (Coutg == VW) return grouped_backward_weight_direct<T, 1, 8>(g, x, grad, dw);
-  if (Coutg == 2 * VW) return grouped_backward_weight_direct<T, 2, 6>(g, x, grad, dw);
+  const bool dense_direct = g.G == 1 && g.idd == 1 && g.idh == 1 && g.idw == 1;
+  if (dense_direct && Coutg == VW) return dense_backward_weight_padded<T, 1, 16>(g, x, grad, dw);
+  if (dense_direct && Coutg == 2 * VW)
+    return dense_backward_weight_padded<T, 2, 12>(g, x, grad, dw);
+  if (Coutg == VW) return grouped_backward_weight_direct<T, 1, 16>(g, x, grad, dw);
+  if (Coutg == 2 * VW) return grouped_backward_weight_direct<T, 2, 12>(g, x, grad, dw);
   const int nt = M >= 256 && double(M) * wsize >= kMinParallelMacs ? max_threads() : 1;
   const std::int64_t block =
       std::max<std::int64_t>(1, std::int64_t(kIm2colBlockBytes / sizeof(T)) / width);

@@ -433,6 +433,9 @@ def conv_cases():
         (2, 1, 5, 32, dict(p=-1)),
         (3, 1, 3, 8, {}),
         (1, 1, 7, 16, dict(s=2)),
+        (3, 1, 2, 16, dict(d=2)),
+        (2, 1, 3, 32, dict(d=2, p=2)),
+        (2, 1, 1, 16, dict(k=3, p=-1, s=2)),
         # input dilation (the input gradient of a strided conv), several channel widths
         (2, 1, 4, 3, dict(idl=2, k=3, p=2)),
         (2, 1, 6, 16, dict(idl=2, k=3, p=1, s=1)),
