@@ -505,7 +505,7 @@ template <class T, int NV, int P>
 void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   using V = typename VecOf<T>::type;
   constexpr int VW = int(sizeof(V) / sizeof(T));
-  const std::int64_t Cin = g.Cin, C = g.Cout;
+  const std::int64_t Cin = g.Cin, C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
   const std::int64_t Dp = (g.Do - 1) * g.sd + (g.KD - 1) * g.dd + 1;
   const std::int64_t Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1;
   const std::int64_t Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
@@ -518,14 +518,14 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
     for (std::int64_t kh = 0; kh < g.KH; ++kh) {
       const std::int64_t row_off = ((kd * g.dd) * Hp + kh * g.dh) * Wp * Cin;
       const std::int64_t k0 = (kd * g.KH + kh) * g.KW;
-      if (g.dw == 1) {
+      if (g.G == 1 && g.dw == 1) {
         runs.push_back({row_off, k0 * Cin, g.KW * Cin});
       } else {
         for (std::int64_t kw = 0; kw < g.KW; ++kw)
-          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cin, Cin});
+          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cg, Cg});
       }
     }
-  const double macs = double(g.rows()) * g.K() * Cin * C;
+  const double macs = double(g.rows()) * g.K() * Cg * C;
   const bool par = macs >= kMinParallelMacs && g.N > 1;
   const int slots = par ? max_threads() : 1;
   Workspace<T> pad(std::size_t(slots) * pimg);
@@ -566,24 +566,26 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
             base[p] = base[0];
           }
         }
-        V acc[P][NV];
-        for (int p = 0; p < P; ++p)
-          for (int v = 0; v < NV; ++v) acc[p][v] = V{};
-        for (const Run& run : runs) {
-          const T* wr = w + run.widx * C;
-          const std::int64_t off = run.off;
-          for (std::int64_t j = 0; j < run.len; ++j) {
-            V wv[NV];
-            for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wr + j * C + v * VW, sizeof(V));
+        for (std::int64_t grp = 0; grp < g.G; ++grp) {
+          V acc[P][NV];
+          for (int p = 0; p < P; ++p)
+            for (int v = 0; v < NV; ++v) acc[p][v] = V{};
+          for (const Run& run : runs) {
+            const T* wr = w + run.widx * C + grp * Coutg;
+            const std::int64_t off = run.off + grp * Cg;
+            for (std::int64_t j = 0; j < run.len; ++j) {
+              V wv[NV];
+              for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wr + j * C + v * VW, sizeof(V));
 #pragma GCC unroll 16
-            for (int p = 0; p < P; ++p) {
-              const T xv = base[p][off + j];
-              for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
+              for (int p = 0; p < P; ++p) {
+                const T xv = base[p][off + j];
+                for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
+              }
             }
           }
+          for (std::int64_t p = 0; p < np; ++p)
+            std::memcpy(o_img + (r0 + p) * C + grp * Coutg, acc[p], NV * sizeof(V));
         }
-        for (std::int64_t p = 0; p < np; ++p)
-          std::memcpy(o_img + (r0 + p) * C, acc[p], NV * sizeof(V));
       }
     }
   });
@@ -598,7 +600,8 @@ template <class T, int NV, int CB>
 void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   using V = typename VecOf<T>::type;
   constexpr int VW = int(sizeof(V) / sizeof(T));
-  const std::int64_t Cin = g.Cin, C = g.Cout, wsize = g.K() * Cin * C;
+  const std::int64_t Cin = g.Cin, C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
+  const std::int64_t wsize = g.K() * Cg * C;
   const std::int64_t Dp = (g.Do - 1) * g.sd + (g.KD - 1) * g.dd + 1;
   const std::int64_t Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1;
   const std::int64_t Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
@@ -611,11 +614,11 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
     for (std::int64_t kh = 0; kh < g.KH; ++kh) {
       const std::int64_t row_off = ((kd * g.dd) * Hp + kh * g.dh) * Wp * Cin;
       const std::int64_t k0 = (kd * g.KH + kh) * g.KW;
-      if (g.dw == 1) {
+      if (g.G == 1 && g.dw == 1) {
         runs.push_back({row_off, k0 * Cin, g.KW * Cin});
       } else {
         for (std::int64_t kw = 0; kw < g.KW; ++kw)
-          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cin, Cin});
+          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cg, Cg});
       }
     }
   std::vector<std::int64_t> pixoff(static_cast<std::size_t>(pix_out));
@@ -647,11 +650,12 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
           }
         }
         const T* g_img = grad + n * pix_out * C;
+        for (std::int64_t grp = 0; grp < g.G; ++grp)
         for (const Run& run : runs)
           for (std::int64_t j0 = 0; j0 < run.len; j0 += CB) {
             const int cb = int(std::min<std::int64_t>(CB, run.len - j0));
-            T* a = acc + (run.widx + j0) * C;  // entry cc at a + cc * C
-            const T* xb = xp + run.off + j0;
+            T* a = acc + (run.widx + j0) * C + grp * Coutg;  // entry cc at a + cc * C
+            const T* xb = xp + run.off + grp * Cg + j0;
             V sum[CB][NV];
             for (int cc = 0; cc < CB; ++cc)
               for (int v = 0; v < NV; ++v)
@@ -661,7 +665,8 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
               for (std::int64_t r = 0; r < pix_out; ++r) {
                 const T* xr = xb + pixoff[r];
                 V gv[NV];
-                for (int v = 0; v < NV; ++v) std::memcpy(&gv[v], g_img + r * C + v * VW, sizeof(V));
+                for (int v = 0; v < NV; ++v)
+                  std::memcpy(&gv[v], g_img + r * C + grp * Coutg + v * VW, sizeof(V));
 #pragma GCC unroll 16
                 for (int cc = 0; cc < CB; ++cc)
                   for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
@@ -670,7 +675,8 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
               for (std::int64_t r = 0; r < pix_out; ++r) {
                 const T* xr = xb + pixoff[r];
                 V gv[NV];
-                for (int v = 0; v < NV; ++v) std::memcpy(&gv[v], g_img + r * C + v * VW, sizeof(V));
+                for (int v = 0; v < NV; ++v)
+                  std::memcpy(&gv[v], g_img + r * C + grp * Coutg + v * VW, sizeof(V));
                 for (int cc = 0; cc < cb; ++cc)
                   for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
               }
@@ -872,8 +878,8 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   }
   if (g.idd > 1 || g.idh > 1 || g.idw > 1) return conv_forward_scatter(g, x, w, out);
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
-  if (g.G == 1 && Coutg == VW) return dense_forward_padded<T, 1, 8>(g, x, w, out);
-  if (g.G == 1 && Coutg == 2 * VW) return dense_forward_padded<T, 2, 6>(g, x, w, out);
+  if (Coutg == VW) return dense_forward_padded<T, 1, 8>(g, x, w, out);
+  if (Coutg == 2 * VW) return dense_forward_padded<T, 2, 6>(g, x, w, out);
   if (Coutg == VW) return grouped_forward_direct<T, 1, 8>(g, x, w, out);
   if (Coutg == 2 * VW) return grouped_forward_direct<T, 2, 6>(g, x, w, out);
   const ConvScratch<T> scratch(g.K(), max_threads(), false);
@@ -900,7 +906,7 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   }
   if (g.Cg() == 1 && g.G > 1) return depthwise_backward_weight(g, x, grad, dw);
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
-  const bool dense_direct = g.G == 1 && g.idd == 1 && g.idh == 1 && g.idw == 1;
+  const bool dense_direct = g.idd == 1 && g.idh == 1 && g.idw == 1;
   if (dense_direct && Coutg == VW) return dense_backward_weight_padded<T, 1, 16>(g, x, grad, dw);
   if (dense_direct && Coutg == 2 * VW)
     return dense_backward_weight_padded<T, 2, 12>(g, x, grad, dw);
