@@ -174,6 +174,33 @@ def matmul_batched(a, b, out, batch, m, n, p, a_batch_stride, b_batch_stride):
     out.array[:] = np.matmul(av, bv).reshape(-1)
 
 
+def sum_rows(a, out, rows):
+    """out[c] = sum over r < rows of a[r * C + c], C = out.size: the column sums of a
+    row-major (rows, C) matrix (per-channel sums of a channels-last batch)."""
+    out.array[:] = a.array[: rows * out.size].reshape(rows, out.size).sum(axis=0)
+
+
+def adam_step(param, grad, m, v, hyper, param_out, m_out, v_out):
+    """One Adam update of n = param_out.size elements, hyper = (step_size, beta1, beta2,
+    correction2, eps, weight_decay):
+
+        g = grad + weight_decay * param                  (g = grad when weight_decay == 0)
+        m_out = beta1 * m + (1 - beta1) * g;   v_out = beta2 * v + (1 - beta2) * g * g
+        param_out = param - step_size * m_out / (sqrt(v_out / correction2) + eps)
+    """
+    step, b1, b2, c2, eps, wd = (float(h) for h in hyper)
+    n = param_out.size
+    dtype = param_out.array.dtype
+    p, g = param.array[:n], grad.array[:n]
+    if wd != 0:
+        g = g + p * dtype.type(wd)
+    m_new = m.array[:n] * dtype.type(b1) + g * dtype.type(1 - b1)
+    v_new = v.array[:n] * dtype.type(b2) + g * g * dtype.type(1 - b2)
+    m_out.array[:] = m_new
+    v_out.array[:] = v_new
+    param_out.array[:] = p - m_new * dtype.type(step) / (np.sqrt(v_new / dtype.type(c2)) + dtype.type(eps))
+
+
 def _conv_fields(geom):
     if len(geom) != len(CONV_GEOMETRY_FIELDS):
         raise ValueError(f"conv geometry needs {len(CONV_GEOMETRY_FIELDS)} ints, got {len(geom)}")

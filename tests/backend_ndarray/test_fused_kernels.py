@@ -1,0 +1,82 @@
+"""The fused backend kernels ``sum_rows`` and ``adam_step`` on every backend that has them,
+against plain NumPy formulas in float64 (both dtypes, odd sizes, bad arguments)."""
+
+import numpy as np
+import pytest
+
+from needle.backend_ndarray import all_devices
+
+DEVICES = [d for d in all_devices() if hasattr(d.mod, "sum_rows")]
+COMPILED = [d for d in DEVICES if d.name != "cpu_numpy"]  # these also validate arguments
+
+
+def put(mod, arr, dtype):
+    arr = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+    buf = mod.Array(arr.size, dtype)
+    if arr.size:
+        mod.from_numpy(arr, buf)
+    return buf
+
+
+def get(mod, buf):
+    return mod.to_numpy(buf, (buf.size,), (1,), 0)
+
+
+def tol(dtype):
+    return dict(rtol=2e-5, atol=2e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=[d.name for d in DEVICES])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (7, 3), (300, 16), (129, 33), (4096, 17), (0, 5)])
+def test_sum_rows(device, dtype, rows, cols):
+    mod = device.mod
+    a = np.random.randn(rows, cols)
+    extra = np.random.randn(5)  # a may be longer than rows * cols
+    buf = put(mod, np.concatenate([a.reshape(-1), extra]), dtype)
+    out = put(mod, np.full(cols, 12345.0), dtype)
+    mod.sum_rows(buf, out, rows)
+    np.testing.assert_allclose(get(mod, out), a.astype(dtype).astype(np.float64).sum(0), **tol(dtype))
+
+
+@pytest.mark.parametrize("device", COMPILED, ids=[d.name for d in COMPILED])
+def test_sum_rows_rejects_bad_arguments(device):
+    mod = device.mod
+    with pytest.raises(ValueError):
+        mod.sum_rows(put(mod, np.ones(10), "float32"), put(mod, np.ones(3), "float32"), 4)
+    with pytest.raises(TypeError):
+        mod.sum_rows(put(mod, np.ones(12), "float64"), put(mod, np.ones(3), "float32"), 4)
+
+
+def adam_reference(p, g, m, v, hyper):
+    step, b1, b2, c2, eps, wd = hyper
+    g = g + wd * p
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    return p - step * m / (np.sqrt(v / c2) + eps), m, v
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=[d.name for d in DEVICES])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("wd", [0.0, 0.01])
+@pytest.mark.parametrize("n", [1, 37, 70001])
+def test_adam_step(device, dtype, wd, n):
+    mod = device.mod
+    p, g, m = (np.random.randn(n) for _ in range(3))
+    v = np.random.rand(n)
+    hyper = [0.01 / (1 - 0.9**3), 0.9, 0.999, 1 - 0.999**3, 1e-8, wd]
+    bufs = [put(mod, x, dtype) for x in (p, g, m, v)]
+    outs = [put(mod, np.full(n, 12345.0), dtype) for _ in range(3)]
+    mod.adam_step(*bufs, hyper, *outs)
+    cast = [x.astype(dtype).astype(np.float64) for x in (p, g, m, v)]
+    for got, expected in zip(outs, adam_reference(*cast, hyper)):
+        np.testing.assert_allclose(get(mod, got), expected, rtol=1e-4 if dtype == "float32" else 1e-10,
+                                   atol=1e-5 if dtype == "float32" else 1e-12)
+    np.testing.assert_array_equal(get(mod, bufs[0]), p.astype(dtype))  # inputs untouched
+    if device.name == "cpu_numpy":
+        return
+    with pytest.raises(ValueError):
+        mod.adam_step(*bufs, hyper[:5], *outs)
+    with pytest.raises(ValueError):
+        short = put(mod, np.ones(max(n - 1, 0)), dtype)
+        mod.adam_step(bufs[0], short, bufs[2], bufs[3], hyper, *outs)
