@@ -9,6 +9,7 @@ Strides and offsets count elements, not bytes.
 
 import builtins
 import math
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -190,10 +191,22 @@ def all_devices():
 
 
 def _load_cpu():
+    # The C++ backend's OpenMP threads spin only briefly before sleeping.  libgomp reads
+    # GOMP_SPINCOUNT once, when the extension loads it; its default (300,000 spins, when
+    # OMP_WAIT_POLICY is unset) makes every parallel region wait milliseconds for a
+    # descheduled thread once another process shares the cores (docs/PERFORMANCE.md,
+    # Convolution).  Settings made by the user win; other libraries' OpenMP runtimes (loaded
+    # later) do not see this default.
+    spin_default = "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
+    if spin_default:
+        os.environ["GOMP_SPINCOUNT"] = "2000"
     try:
         from . import ndarray_backend_cpu
     except ImportError:
         return None
+    finally:
+        if spin_default:
+            os.environ.pop("GOMP_SPINCOUNT", None)
     return ndarray_backend_cpu
 
 
@@ -717,6 +730,53 @@ def sum_rows(x):
         return _ones_row(x.device, x.dtype, m) @ x
     partial = _ones_row(x.device, x.dtype, m // r) @ x.reshape((m // r, r * c))
     return partial.reshape((r, c)).sum(axis=0, keepdims=True)
+
+
+def _packed(x, size=None):
+    """``x`` itself when it is packed from the start of its buffer (of exactly ``size``
+    elements when given), else a packed copy."""
+    if x._offset == 0 and x._strides == _compact_strides(x._shape):
+        if size is None or x._handle.size == size:
+            return x
+    return x.copy()
+
+
+def rows_affine(a, s, u, b=None, t=None):
+    """``a * s + b * t + u`` for (M, C) arrays ``a``, ``b`` and (1, C) rows ``s``, ``t``,
+    ``u`` (broadcast down the rows); without ``b`` the middle term is left out.
+
+    With the backend's ``rows_affine`` kernel one pass and no broadcast copies; otherwise
+    the same arithmetic with broadcasting operators.
+    """
+    m, c = a._shape
+    device = a._device
+    if "rows_affine" in device.__dict__:
+        if b is None:
+            b, t = a, _zeros_row(device, a._handle.dtype, c)
+        out = NDArray._fresh((m, c), device, a._handle.dtype)
+        device.rows_affine(
+            _packed(a)._handle, _packed(b)._handle, _packed(s, c)._handle,
+            _packed(t, c)._handle, _packed(u, c)._handle, out._handle,
+        )  # fmt: skip
+        return out
+    shape = (m, c)
+    out = a * s.broadcast_to(shape)
+    if b is not None:
+        out = out + b * t.broadcast_to(shape)
+    return out + u.broadcast_to(shape)
+
+
+_ZEROS = {}
+
+
+def _zeros_row(device, dtype, n):
+    key = (device, dtype, n)
+    zeros = _ZEROS.get(key)
+    if zeros is None:
+        zeros = device.full((1, n), 0.0, dtype)
+        if len(_ZEROS) < 256:
+            _ZEROS[key] = zeros
+    return zeros
 
 
 def _batched_operand(x, batch_shape):
