@@ -80,3 +80,49 @@ def test_adam_step(device, dtype, wd, n):
     with pytest.raises(ValueError):
         short = put(mod, np.ones(max(n - 1, 0)), dtype)
         mod.adam_step(bufs[0], short, bufs[2], bufs[3], hyper, *outs)
+
+
+@pytest.mark.parametrize("device", DEVICES, ids=[d.name for d in DEVICES])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (5, 3), (2049, 16), (64, 130), (0, 4)])
+def test_rows_affine(device, dtype, rows, cols):
+    mod = device.mod
+    a, b = np.random.randn(rows, cols), np.random.randn(rows, cols)
+    s, t, u = (np.random.randn(cols) for _ in range(3))
+    bufs = [put(mod, x, dtype) for x in (a, b, s, t, u)]
+    out = put(mod, np.full(rows * cols, 12345.0), dtype)
+    mod.rows_affine(*bufs, out)
+    a, b, s, t, u = (x.astype(dtype).astype(np.float64) for x in (a, b, s, t, u))
+    np.testing.assert_allclose(get(mod, out).reshape(rows, cols), a * s + b * t + u, **tol(dtype))
+
+
+@pytest.mark.parametrize("device", COMPILED, ids=[d.name for d in COMPILED])
+def test_rows_affine_rejects_bad_arguments(device):
+    mod = device.mod
+    six, three, two = (put(mod, np.ones(n), "float32") for n in (6, 3, 2))
+    with pytest.raises(ValueError):  # s, t, u of different sizes
+        mod.rows_affine(six, six, three, two, three, put(mod, np.ones(6), "float32"))
+    with pytest.raises(ValueError):  # C does not divide out
+        mod.rows_affine(six, six, put(mod, np.ones(4), "float32"), put(mod, np.ones(4), "float32"),
+                        put(mod, np.ones(4), "float32"), put(mod, np.ones(6), "float32"))
+    with pytest.raises(ValueError):  # a too short for out
+        mod.rows_affine(two, six, two, two, two, put(mod, np.ones(6), "float32"))
+    with pytest.raises(TypeError):
+        mod.rows_affine(six, six, three, three, three, put(mod, np.ones(6), "float64"))
+
+
+def test_ndarray_rows_affine_and_sum_rows():
+    # The NDArray helpers on every device (kernel or broadcasting fallback) agree with NumPy.
+    import needle.backend_ndarray as nd
+
+    for device in all_devices():
+        a_np, b_np = np.random.randn(40, 6), np.random.randn(40, 6)
+        s_np, t_np, u_np = (np.random.randn(1, 6) for _ in range(3))
+        a, b, s, t, u = (nd.array(x, dtype="float64", device=device)
+                         for x in (a_np, b_np, s_np, t_np, u_np))
+        out = nd.ndarray.rows_affine(a, s, u, b=b, t=t)
+        np.testing.assert_allclose(out.numpy(), a_np * s_np + b_np * t_np + u_np, rtol=1e-12)
+        out = nd.ndarray.rows_affine(a, s, u)
+        np.testing.assert_allclose(out.numpy(), a_np * s_np + u_np, rtol=1e-12)
+        np.testing.assert_allclose(nd.ndarray.sum_rows(a).numpy(), a_np.sum(0, keepdims=True),
+                                   rtol=1e-12)

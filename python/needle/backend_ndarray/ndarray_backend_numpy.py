@@ -180,6 +180,15 @@ def sum_rows(a, out, rows):
     out.array[:] = a.array[: rows * out.size].reshape(rows, out.size).sum(axis=0)
 
 
+def rows_affine(a, b, s, t, u, out):
+    """out[r, c] = a[r, c] * s[c] + b[r, c] * t[c] + u[c] for row-major (rows, C) matrices,
+    C = s.size = t.size = u.size, rows = out.size / C."""
+    c = s.size
+    n = out.size
+    a2, b2 = a.array[:n].reshape(-1, c), b.array[:n].reshape(-1, c)
+    out.array[:] = (a2 * s.array[:c] + b2 * t.array[:c] + u.array[:c]).reshape(-1)
+
+
 def adam_step(param, grad, m, v, hyper, param_out, m_out, v_out):
     """One Adam update of n = param_out.size elements, hyper = (step_size, beta1, beta2,
     correction2, eps, weight_decay):

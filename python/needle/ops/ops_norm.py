@@ -32,7 +32,7 @@ from ..backend_selection import BACKEND
 from .ops_mathematic import broadcast_to, reshape, summation
 
 if BACKEND == "nd":
-    from ..backend_ndarray.ndarray import sum_rows
+    from ..backend_ndarray.ndarray import _ones_row, rows_affine, sum_rows
 
 __all__ = ["BatchNormTrain", "batch_norm"]
 
@@ -73,6 +73,10 @@ def _column_sums(rows):
     return sum_rows(rows) if _ND else rows.sum(axis=0, keepdims=True)
 
 
+def _ones(rows, c):
+    return _ones_row(rows.device, rows.dtype, c)
+
+
 def _row(v, m):
     """A (1, C) row broadcast to (M, C), packed (the kernels read packed operands)."""
     if not _ND:
@@ -96,11 +100,17 @@ class BatchNormTrain(TensorOp):
         m, c = _rows_shape(x.shape)
         rows = _to_rows(x)
         mean = _column_sums(rows) * (1.0 / m)
-        centered = rows - _row(mean, m)
+        if _ND:  # per-column scale and shift in one kernel pass, no broadcast copies
+            centered = rows_affine(rows, _ones(rows, c), -mean)
+        else:
+            centered = rows - _row(mean, m)
         var = _column_sums(centered * centered) * (1.0 / m)
         inv_std = (var + self.eps) ** -0.5
         scale = weight.reshape((1, c)) * inv_std
-        out = centered * _row(scale, m) + _row(bias.reshape((1, c)), m)
+        if _ND:
+            out = rows_affine(centered, scale, bias.reshape((1, c)))
+        else:
+            out = centered * _row(scale, m) + _row(bias.reshape((1, c)), m)
         self.batch_mean, self.batch_var = mean.reshape((c,)), var.reshape((c,))
         self._saved = (centered, inv_std, scale)
         return _from_rows(out, x.shape)
@@ -119,7 +129,11 @@ class BatchNormTrain(TensorOp):
         grad_bias = _column_sums(g)
         grad_weight = _column_sums(g * centered) * inv_std  # Σ g·x̂
         k = grad_weight * inv_std * (1.0 / m)  # x̂·∂weight/M = centered·k
-        grad_x = (g - _row(grad_bias * (1.0 / m), m) - centered * _row(k, m)) * _row(scale, m)
+        if _ND:  # (g − ∂bias/M − centered·k)·scale as one pass
+            shift = grad_bias * scale * (-1.0 / m)
+            grad_x = rows_affine(g, scale, shift, b=centered, t=-(k * scale))
+        else:
+            grad_x = (g - _row(grad_bias * (1.0 / m), m) - centered * _row(k, m)) * _row(scale, m)
         return _from_rows(grad_x, shape), grad_weight.reshape((c,)), grad_bias.reshape((c,))
 
 
