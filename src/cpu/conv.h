@@ -342,6 +342,99 @@ void depthwise_forward_lines(const ConvGeom& g, const T* x, const T* w, T* out) 
   });
 }
 
+/// Depthwise weight gradient (Cout == Cin == groups) for a KH_ x KW_ kernel over 2-D lines
+/// (KD == 1, no input dilation): per output line (n, od, oh) and block of two SIMD vectors
+/// of channels, the KH_ * KW_ * 2 partial vectors stay in registers while the line's pixels
+/// go by (one grad load serves every tap; independent accumulators hide the FMA latency);
+/// each thread adds them into its private K x C partial once per line.  Taps outside the
+/// input are skipped by kernel row (top/bottom) and at the line's two ends (left/right).
+template <class T, int KH_, int KW_>
+void depthwise_backward_weight_lines(const ConvGeom& g, const T* x, const T* grad, T* dw) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  constexpr std::int64_t CB = 2 * VW, K = KH_ * KW_;
+  const std::int64_t C = g.Cout, Wo = g.Wo, lines = g.N * g.Do * g.Ho;
+  const double macs = double(g.rows()) * K * C;
+  const int nt = macs >= kMinParallelMacs && lines > 1 ? max_threads() : 1;
+  Workspace<T> part(std::size_t(nt) * K * C);
+  std::fill(part.get(), part.get() + nt * K * C, T(0));
+  // input column of (ow, kw), or -1
+  std::vector<std::int64_t> iwt(static_cast<std::size_t>(Wo * KW_));
+  for (std::int64_t ow = 0; ow < Wo; ++ow)
+    for (int kw = 0; kw < KW_; ++kw) iwt[ow * KW_ + kw] = conv_src(ow, kw, g.sw, g.dw, g.pw, 1, g.Wi);
+  parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
+    for (std::int64_t t = tlo; t < thi; ++t) {
+      T* acc_t = part.get() + t * K * C;
+      for (std::int64_t line = lines * t / nt; line < lines * (t + 1) / nt; ++line) {
+        const OutPos pos = out_pos(g, line * Wo);
+        const T* rowp[KH_];
+        for (int kh = 0; kh < KH_; ++kh) {
+          const std::int64_t ih = conv_src(pos.oh, kh, g.sh, g.dh, g.ph, 1, g.Hi);
+          const std::int64_t id = conv_src(pos.od, 0, g.sd, g.dd, g.pd, 1, g.Di);
+          rowp[kh] = ih < 0 || id < 0 ? nullptr
+                                      : x + ((pos.n * g.Di + id) * g.Hi + ih) * g.Wi * C;
+        }
+        const T* g_line = grad + line * Wo * C;
+        for (std::int64_t c0 = 0; c0 < C; c0 += CB) {
+          if (c0 + CB > C) {  // partial block: plain loops
+            for (std::int64_t ow = 0; ow < Wo; ++ow)
+              for (int kh = 0; kh < KH_; ++kh) {
+                if (!rowp[kh]) continue;
+                for (int kw = 0; kw < KW_; ++kw) {
+                  const std::int64_t iw = iwt[ow * KW_ + kw];
+                  if (iw < 0) continue;
+                  T* a = acc_t + (kh * KW_ + kw) * C;
+                  const T* xr = rowp[kh] + iw * C;
+                  const T* gr = g_line + ow * C;
+                  for (std::int64_t c = c0; c < C; ++c) a[c] += xr[c] * gr[c];
+                }
+              }
+            continue;
+          }
+          V acc[KH_][KW_][2];
+          for (int kh = 0; kh < KH_; ++kh)
+            for (int kw = 0; kw < KW_; ++kw) acc[kh][kw][0] = acc[kh][kw][1] = V{};
+          for (std::int64_t ow = 0; ow < Wo; ++ow) {
+            V g0, g1, xv;
+            std::memcpy(&g0, g_line + ow * C + c0, sizeof(V));
+            std::memcpy(&g1, g_line + ow * C + c0 + VW, sizeof(V));
+#pragma GCC unroll 8
+            for (int kh = 0; kh < KH_; ++kh) {
+              if (!rowp[kh]) continue;
+#pragma GCC unroll 8
+              for (int kw = 0; kw < KW_; ++kw) {
+                const std::int64_t iw = iwt[ow * KW_ + kw];
+                if (iw < 0) continue;
+                const T* xr = rowp[kh] + iw * C + c0;
+                std::memcpy(&xv, xr, sizeof(V));
+                acc[kh][kw][0] += xv * g0;
+                std::memcpy(&xv, xr + VW, sizeof(V));
+                acc[kh][kw][1] += xv * g1;
+              }
+            }
+          }
+          for (int kh = 0; kh < KH_; ++kh)
+            for (int kw = 0; kw < KW_; ++kw) {
+              T* a = acc_t + (kh * KW_ + kw) * C + c0;
+              V old;
+              std::memcpy(&old, a, sizeof(V));
+              old += acc[kh][kw][0];
+              std::memcpy(a, &old, sizeof(V));
+              std::memcpy(&old, a + VW, sizeof(V));
+              old += acc[kh][kw][1];
+              std::memcpy(a + VW, &old, sizeof(V));
+            }
+        }
+      }
+    }
+  });
+  for (std::int64_t i = 0; i < K * C; ++i) {
+    T s = T(0);
+    for (int t = 0; t < nt; ++t) s += part.get()[t * K * C + i];
+    dw[i] = s;
+  }
+}
+
 /// dw[k, ci * m + j] = sum_row x[tap(row, k), ci] * grad[row, ci * m + j]; each thread
 /// sums its rows into a private K x Cout partial, added up at the end.  Rows go in chunks of
 /// kDwChunk whose tap tables are built first; then, per tap and 64-channel block, the partial
@@ -904,7 +997,12 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
     for (std::int64_t i = 0; i < wsize; ++i) dw[i] = T(0);
     return;
   }
-  if (g.Cg() == 1 && g.G > 1) return depthwise_backward_weight(g, x, grad, dw);
+  if (g.Cg() == 1 && g.G > 1) {
+    const bool lines3x3 = g.Cout == g.Cin && g.KD == 1 && g.KH == 3 && g.KW == 3 &&
+                          g.idd == 1 && g.idh == 1 && g.idw == 1;
+    if (lines3x3) return depthwise_backward_weight_lines<T, 3, 3>(g, x, grad, dw);
+    return depthwise_backward_weight(g, x, grad, dw);
+  }
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
   const bool dense_direct = g.idd == 1 && g.idh == 1 && g.idw == 1;
   if (dense_direct && Coutg == VW) return dense_backward_weight_padded<T, 1, 16>(g, x, grad, dw);

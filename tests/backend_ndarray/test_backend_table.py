@@ -447,6 +447,8 @@ def conv_cases():
         (2, 70, 1, 1, dict(d=2, k=3, p=2)),
         (1, 33, 1, 1, dict(k=3, p=1, s=2)),
         (3, 20, 1, 1, dict(k=3, p=1)),
+        (2, 40, 1, 1, dict(k=3, p=1, s=2)),
+        (2, 64, 1, 1, dict(k=3, p=0, d=2)),
     ]
     cases = [make_conv_geom(rng, *spec[:4], **spec[4]) for spec in specs]
     # larger: K*Cg and rows exceed the GEMM's KC / MC blocks
