@@ -126,3 +126,35 @@ def test_ndarray_rows_affine_and_sum_rows():
         np.testing.assert_allclose(out.numpy(), a_np * s_np + u_np, rtol=1e-12)
         np.testing.assert_allclose(nd.ndarray.sum_rows(a).numpy(), a_np.sum(0, keepdims=True),
                                    rtol=1e-12)
+
+
+def test_adding_a_broadcast_row():
+    # A packed array plus a row repeated along the last axis (a bias) may run as one
+    # rows_affine pass: same values as NumPy, either operand order, rows read at an offset.
+    import needle.backend_ndarray as nd
+
+    for device in all_devices():
+        x_np = np.random.randn(2, 3, 4, 5)
+        base_np = np.random.randn(3, 5)
+        x = nd.array(x_np, dtype="float64", device=device)
+        base = nd.array(base_np, dtype="float64", device=device)
+        row = base[1, :]  # (1, 5) at offset 5
+        for out in (x + row.broadcast_to(x.shape), row.broadcast_to(x.shape) + x):
+            assert out.shape == x.shape
+            np.testing.assert_array_equal(out.numpy(), x_np + base_np[1])
+        empty = nd.array(np.zeros((0, 5)), dtype="float64", device=device)
+        assert (empty + row.broadcast_to((0, 5))).shape == (0, 5)
+
+
+def test_length_one_axes_do_not_force_copies():
+    import needle.backend_ndarray as nd
+
+    for device in all_devices():
+        x_np = np.random.randn(4, 3)
+        x = nd.array(x_np, device=device, dtype="float64").reshape((4, 1, 1, 3)).permute((0, 3, 1, 2))
+        y = nd.array(x_np, device=device, dtype="float64").reshape((4, 3, 1, 1))
+        assert x.strides != y.strides and x.shape == y.shape
+        out = x * y  # the same memory layout: no packing copies
+        np.testing.assert_array_equal(out.numpy(), (x_np * x_np).reshape(4, 3, 1, 1))
+        c = x.compact()
+        assert c._handle is x._handle and c.is_compact()

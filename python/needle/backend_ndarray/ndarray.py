@@ -371,8 +371,13 @@ class NDArray:
         )
 
     def compact(self):
-        """Self when packed row-major, else a packed copy."""
-        return self if self.is_compact() else self.copy()
+        """Self when packed row-major, else a packed copy (or, when only the strides of
+        length-1 axes differ, a view of the same buffer with the packed strides)."""
+        if self.is_compact():
+            return self
+        if self._offset == 0 and prod(self._shape) == self._handle.size and self.is_compact_view():
+            return NDArray._view(self._shape, _compact_strides(self._shape), self._device, self._handle)
+        return self.copy()
 
     # --- views ------------------------------------------------------------------------
     def as_strided(self, shape, strides):
@@ -532,13 +537,17 @@ class NDArray:
                     f"{ewise_name}: dtype mismatch {self.dtype} {self.shape} vs {other.dtype} {other.shape}"
                 )
             a, b = self, other
-            if a._shape == b._shape and a._strides == b._strides and a._dense():
+            if a._shape == b._shape and _same_strides(a, b) and a._dense():
                 out = a._like()  # same layout on both sides: keep it
                 getattr(self.device, ewise_name)(a._handle, b._handle, out._handle)
                 return out
             if a._shape != b._shape:
                 shape = broadcast_shapes(a._shape, b._shape)
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
+                if ewise_name == "ewise_add" and "rows_affine" in self._device.__dict__:
+                    out = _add_row(a, b) or _add_row(b, a)
+                    if out is not None:
+                        return out
             out = NDArray._fresh(a._shape, self._device, self._handle.dtype)
             getattr(self._device, ewise_name)(a.compact()._handle, b.compact()._handle, out._handle)
         else:
@@ -686,6 +695,29 @@ class NDArray:
 
     def max(self, axis=None, keepdims=False):
         return self._reduce(axis, keepdims, "max")
+
+
+def _add_row(x, v):
+    """x + v by the rows_affine kernel when x is packed and v repeats one row along the
+    last axis (a bias added to every position): no broadcast copy of v.  None otherwise."""
+    if x.ndim < 2 or x._offset or x._strides != _compact_strides(x._shape) or v._strides[-1] != 1:
+        return None
+    if any(st != 0 for st, d in zip(v._strides[:-1], v._shape[:-1]) if d != 1):
+        return None
+    c = x._shape[-1]
+    if c == 0 or prod(x._shape) == 0:
+        return None
+    row = _packed(NDArray._view((1, c), (c, 1), v._device, v._handle, v._offset), c)
+    ones = _ones_row(x._device, x._handle.dtype, c)
+    out = rows_affine(NDArray._view((prod(x._shape) // c, c), (c, 1), x._device, x._handle), ones, row)
+    return NDArray._view(x._shape, x._strides, out._device, out._handle)
+
+
+def _same_strides(a, b):
+    """Equal strides on every axis longer than 1 (the same memory layout)."""
+    if a._strides == b._strides:
+        return True
+    return all(x == y or d == 1 for x, y, d in zip(a._strides, b._strides, a._shape))
 
 
 def _finish_reduce(out, shape, axes, keepdims):
