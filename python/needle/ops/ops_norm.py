@@ -73,6 +73,10 @@ def _column_sums(rows):
     return sum_rows(rows) if _ND else rows.sum(axis=0, keepdims=True)
 
 
+def _has_rows_affine(rows):
+    return _ND and "rows_affine" in rows.device.__dict__
+
+
 def _ones(rows, c):
     return _ones_row(rows.device, rows.dtype, c)
 
@@ -100,14 +104,15 @@ class BatchNormTrain(TensorOp):
         m, c = _rows_shape(x.shape)
         rows = _to_rows(x)
         mean = _column_sums(rows) * (1.0 / m)
-        if _ND:  # per-column scale and shift in one kernel pass, no broadcast copies
+        fused = _has_rows_affine(rows)
+        if fused:  # per-column scale and shift in one kernel pass, no broadcast copies
             centered = rows_affine(rows, _ones(rows, c), -mean)
         else:
             centered = rows - _row(mean, m)
         var = _column_sums(centered * centered) * (1.0 / m)
         inv_std = (var + self.eps) ** -0.5
         scale = weight.reshape((1, c)) * inv_std
-        if _ND:
+        if fused:
             out = rows_affine(centered, scale, bias.reshape((1, c)))
         else:
             out = centered * _row(scale, m) + _row(bias.reshape((1, c)), m)
@@ -129,7 +134,7 @@ class BatchNormTrain(TensorOp):
         grad_bias = _column_sums(g)
         grad_weight = _column_sums(g * centered) * inv_std  # Σ g·x̂
         k = grad_weight * inv_std * (1.0 / m)  # x̂·∂weight/M = centered·k
-        if _ND:  # (g − ∂bias/M − centered·k)·scale as one pass
+        if _has_rows_affine(g):  # (g − ∂bias/M − centered·k)·scale as one pass
             shift = grad_bias * scale * (-1.0 / m)
             grad_x = rows_affine(g, scale, shift, b=centered, t=-(k * scale))
         else:
