@@ -68,8 +68,8 @@ def _from_rows(rows, shape):
 
 
 def _column_sums(rows):
-    """Σ over the rows of a compact (M, C) matrix, as (1, C) (NDArray: a product with a
-    row of ones, reading the matrix in place)."""
+    """Σ over the rows of a compact (M, C) matrix, as (1, C) (NDArray: ``sum_rows``, which
+    reads the matrix in place)."""
     return sum_rows(rows) if _ND else rows.sum(axis=0, keepdims=True)
 
 
