@@ -1,16 +1,22 @@
 // conv.h: convolution forward and weight-gradient kernels over channels-last buffers, in the
-// 3-D form of the backend's conv geometry (see ndarray_backend_numpy.py):
-//   * forward = im2col + GEMM per group: Im2colPackA reads im2col rows straight from the
-//     input into the GEMM's packed A panels, so no im2col matrix is materialised (workspace:
-//     the GEMM's packing buffers only, MC x KC per thread plus KC x NC, ~3.5 MiB in float32).
-//   * weight gradient = X^T * grad per group: each thread im2cols blocks of its output rows
-//     (kIm2colBlockBytes = 4 MiB per thread, or one row if larger) and multiplies the
-//     transposed view through the strided GEMM into a private partial; partials are summed.
-//   * direct kernels for depthwise convolution (Cg == 1, incl. channel multiplier
-//     Cout = m * Cin), which is memory-bound and gains nothing from a GEMM, and for grouped
-//     convolution whose Cout / groups is one or two SIMD vectors, where the GEMM would spend
-//     most of its time packing (outputs or partials are blocked in vector registers).
-// The input gradient is a convolution too (built by the op layer), so it has no kernel here.
+// 3-D form of the backend's conv geometry (see ndarray_backend_numpy.py).  Which kernel runs
+// (conv_forward / conv_backward_weight at the bottom pick in this order):
+//   * depthwise (Cg == 1): direct kernels, memory-bound, no GEMM.  Without a channel
+//     multiplier the forward works per output line (depthwise_forward_lines) and a 3x3
+//     weight gradient keeps all 18 partial vectors of a line in registers
+//     (depthwise_backward_weight_lines); other shapes use the per-pixel tap-table kernels.
+//   * input dilation > 1 (the input gradient of a strided conv, built by the op layer):
+//     GEMM of the input pixels with the repacked weight, then col2im scatter-add
+//     (conv_forward_scatter): the taps that would read the holes are never multiplied.
+//   * C_out per group of one or two SIMD vectors (the stem, 16/32-channel layers, grouped
+//     layers): direct kernels over a per-thread zero-padded image (dense_forward_padded,
+//     dense_backward_weight_padded): taps at fixed offsets, each kernel row of a dense conv
+//     one contiguous (kw, channel) run, outputs or partials in vector registers.
+//   * otherwise forward = im2col + GEMM per group: Im2colPackA copies im2col rows straight
+//     from the input into the GEMM's row-major A panels (no im2col matrix, no transposing
+//     copy; workspace: the GEMM's packing buffers only, ~3.5 MiB in float32), and weight
+//     gradient = X^T * grad per group over im2col blocks of kIm2colBlockBytes per thread.
+// Kernels below kMinParallelMacs multiply-adds stay on the calling thread.
 #pragma once
 
 #include "common.h"
@@ -523,69 +529,6 @@ inline void next_pos(const ConvGeom& g, OutPos& p) {
   ++p.n;
 }
 
-/// Grouped forward without im2col: blocks of P output pixels; per group, the P x Coutg
-/// outputs stay in NV x P vector registers while the taps and the group's Cg input channels
-/// stream by (one weight-vector load serves P pixels).  Taps that hit padding read a zero row,
-/// so the inner loops have no branches.  This beats im2col + GEMM when Coutg is one or two
-/// vectors: the GEMM would spend most of its time packing A.
-template <class T, int NV, int P>
-void grouped_forward_direct(const ConvGeom& g, const T* x, const T* w, T* out) {
-  using V = typename VecOf<T>::type;
-  constexpr int VW = int(sizeof(V) / sizeof(T));
-  const std::int64_t K = g.K(), Cg = g.Cg(), Coutg = g.Coutg(), C = g.Cout, rows = g.rows();
-  Workspace<T> zeros(std::size_t(g.Cin));
-  std::fill(zeros.get(), zeros.get() + g.Cin, T(0));
-  // Pixel blocks go in chunks of kChunk whose tap tables are built first; then each group
-  // runs over the whole chunk, so its weights (K * Cg * Coutg) stay in L1 across the blocks.
-  constexpr std::int64_t kChunk = 8;
-  const ConvScratch<T> scratch(kChunk * P * K, max_threads(), false);
-  const double macs = double(rows) * K * Cg * C;
-  const std::int64_t nblocks = ceil_div(rows, P);
-  parallel_items(ceil_div(nblocks, kChunk), macs >= kMinParallelMacs ? 2 : INT64_MAX,
-                 [&](std::int64_t lo, std::int64_t hi) {
-    const T** table = scratch.taps();  // kChunk x P pixels x K taps, never null
-    OutPos pos = out_pos(g, lo * kChunk * P);
-    for (std::int64_t chunk = lo; chunk < hi; ++chunk) {
-      const std::int64_t b0 = chunk * kChunk, nb = std::min(kChunk, nblocks - b0);
-      const std::int64_t r_chunk = b0 * P;
-      for (std::int64_t p = 0; p < nb * P; ++p) {
-        const T** t = table + p * K;
-        if (r_chunk + p < rows) {
-          row_taps(g, x, pos, t);
-          next_pos(g, pos);
-        } else {
-          std::fill(t, t + K, nullptr);
-        }
-        for (std::int64_t k = 0; k < K; ++k)
-          if (!t[k]) t[k] = zeros.get();
-      }
-      for (std::int64_t grp = 0; grp < g.G; ++grp)
-        for (std::int64_t b = 0; b < nb; ++b) {
-          const std::int64_t r0 = r_chunk + b * P, np = std::min<std::int64_t>(P, rows - r0);
-          const T** tb = table + b * P * K;
-          V acc[P][NV];
-          for (int p = 0; p < P; ++p)
-            for (int v = 0; v < NV; ++v) acc[p][v] = V{};
-          for (std::int64_t k = 0; k < K; ++k) {
-            const T* wk = w + k * Cg * C + grp * Coutg;
-            const std::int64_t xoff = grp * Cg;
-            for (std::int64_t c = 0; c < Cg; ++c) {
-              V wv[NV];
-              for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wk + c * C + v * VW, sizeof(V));
-#pragma GCC unroll 16
-              for (int p = 0; p < P; ++p) {
-                const T xv = tb[p * K + k][xoff + c];
-                for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
-              }
-            }
-          }
-          for (std::int64_t p = 0; p < np; ++p)
-            std::memcpy(out + (r0 + p) * C + grp * Coutg, acc[p], NV * sizeof(V));
-        }
-    }
-  });
-}
-
 /// Dense (groups == 1) forward without im2col or tap tables, for C_out of one or two vectors
 /// and no input dilation: threads take whole images; each image is first copied into a
 /// per-thread zero-padded buffer (the extent the windows reach: ((O-1)*s + (k-1)*d + 1) per
@@ -973,8 +916,6 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
   if (Coutg == VW) return dense_forward_padded<T, 1, 8>(g, x, w, out);
   if (Coutg == 2 * VW) return dense_forward_padded<T, 2, 6>(g, x, w, out);
-  if (Coutg == VW) return grouped_forward_direct<T, 1, 8>(g, x, w, out);
-  if (Coutg == 2 * VW) return grouped_forward_direct<T, 2, 6>(g, x, w, out);
   const ConvScratch<T> scratch(g.K(), max_threads(), false);
   for (std::int64_t grp = 0; grp < g.G; ++grp)
     gemm_packed(M, Coutg, Kdim, Im2colPackA<T>{g, x, grp, scratch}, w + grp * Coutg, g.Cout, 1,
