@@ -367,7 +367,8 @@ void depthwise_backward_weight_lines(const ConvGeom& g, const T* x, const T* gra
   // input column of (ow, kw), or -1
   std::vector<std::int64_t> iwt(static_cast<std::size_t>(Wo * KW_));
   for (std::int64_t ow = 0; ow < Wo; ++ow)
-    for (int kw = 0; kw < KW_; ++kw) iwt[ow * KW_ + kw] = conv_src(ow, kw, g.sw, g.dw, g.pw, 1, g.Wi);
+    for (int kw = 0; kw < KW_; ++kw)
+      iwt[ow * KW_ + kw] = conv_src(ow, kw, g.sw, g.dw, g.pw, 1, g.Wi);
   parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
     for (std::int64_t t = tlo; t < thi; ++t) {
       T* acc_t = part.get() + t * K * C;
@@ -516,7 +517,7 @@ void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* 
   }
 }
 
-// ---- grouped (1 < Cg, Cout / groups of one or two vectors): direct kernel ------------------
+// ---- C_out per group of one or two vectors: direct kernels ------------------------------------
 
 /// Output position after `p` along the rows (n, od, oh, ow) order.
 inline void next_pos(const ConvGeom& g, OutPos& p) {
@@ -529,14 +530,15 @@ inline void next_pos(const ConvGeom& g, OutPos& p) {
   ++p.n;
 }
 
-/// Dense (groups == 1) forward without im2col or tap tables, for C_out of one or two vectors
-/// and no input dilation: threads take whole images; each image is first copied into a
-/// per-thread zero-padded buffer (the extent the windows reach: ((O-1)*s + (k-1)*d + 1) per
-/// axis, bounded by one image), so every tap is in bounds and sits at a fixed offset from the
-/// pixel's base pointer.  Along a kernel row with dilation 1 the (kw, channel) pairs are one
-/// contiguous run of KW * C_in elements in both the padded image and the weight, so the inner
-/// loop runs over it with P output pixels x NV vectors of accumulators in registers.  This is
-/// the path for small C_in (the 3-channel stem: 7 runs of 21 instead of 49 taps of 3).
+/// Forward without im2col or tap tables, for C_out per group of one or two vectors and no
+/// input dilation (dense and grouped): threads take whole images; each image is first copied
+/// into a per-thread zero-padded buffer (the extent the windows reach: ((O-1)*s + (k-1)*d + 1)
+/// per axis, bounded by one image), so every tap is in bounds and sits at a fixed offset from
+/// the pixel's base pointer.  Groups run one after the other (runs of Cg channels per tap);
+/// with groups == 1 and dilation 1 the (kw, channel) pairs of a kernel row are one contiguous
+/// run of KW * C_in elements in both the padded image and the weight.  The inner loop runs
+/// over a run with P output pixels x NV vectors of accumulators in registers.  The 3-channel
+/// stem: 7 runs of 21 instead of 49 taps of 3.
 template <class T, int NV, int P>
 void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   using V = typename VecOf<T>::type;
@@ -627,8 +629,8 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   });
 }
 
-/// Dense (groups == 1) weight gradient for C_out of one or two vectors, no input dilation:
-/// the padded-image scheme of dense_forward_padded.  Threads take whole images and keep a
+/// Weight gradient for C_out per group of one or two vectors, no input dilation (dense and
+/// grouped): the padded-image scheme of dense_forward_padded.  Threads take whole images and keep a
 /// private K * C_in x C_out partial; for each contiguous run of (kw, channel) entries and each
 /// block of CB entries, the CB x NV partial vectors stay in registers over all pixels of the
 /// image (one grad-vector load serves CB entries; the pixel offsets are one per-call table).
