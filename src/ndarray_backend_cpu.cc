@@ -12,6 +12,7 @@
 #include "cpu/common.h"
 #include "cpu/conv.h"
 #include "cpu/elementwise.h"
+#include "cpu/fused.h"
 #include "cpu/gemm.h"
 #include "cpu/pool.h"
 #include "cpu/reduce.h"
@@ -436,6 +437,61 @@ void maxpool_backward_array(const Array& a, const Array& grad, Array& out, const
   });
 }
 
+// ---- fused kernels ------------------------------------------------------------------------------
+
+void sum_rows_array(const Array& a, Array& out, std::int64_t rows) {
+  check_dtypes("sum_rows", {&a, &out});
+  check_nonneg(rows, "sum_rows", "rows");
+  check_size(a.size(), checked_mul(rows, out.size(), "sum_rows"), "sum_rows", "a");
+  ReleaseGil nogil(rows * out.size());
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    sum_rows(a.data<T>(), out.data<T>(), rows, out.size());
+  });
+}
+
+void rows_affine_array(const Array& a, const Array& b, const Array& s, const Array& t,
+                       const Array& u, Array& out) {
+  check_dtypes("rows_affine", {&a, &b, &s, &t, &u, &out});
+  const std::int64_t cols = s.size();
+  if (cols < 1 || t.size() != cols || u.size() != cols || out.size() % cols != 0)
+    throw std::invalid_argument("rows_affine: s, t, u need the same size C >= 1 dividing out's " +
+                                std::to_string(out.size()) + " elements, got " +
+                                std::to_string(s.size()) + ", " + std::to_string(t.size()) +
+                                ", " + std::to_string(u.size()));
+  check_size(a.size(), out.size(), "rows_affine", "a");
+  check_size(b.size(), out.size(), "rows_affine", "b");
+  ReleaseGil nogil(out.size());
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    rows_affine(a.data<T>(), b.data<T>(), s.data<T>(), t.data<T>(), u.data<T>(), out.data<T>(),
+                out.size() / cols, cols);
+  });
+}
+
+void adam_step_array(const Array& param, const Array& grad, const Array& m, const Array& v,
+                     const std::vector<double>& hyper, Array& param_out, Array& m_out,
+                     Array& v_out) {
+  check_dtypes("adam_step", {&param, &grad, &m, &v, &param_out, &m_out, &v_out});
+  if (hyper.size() != 6)
+    throw std::invalid_argument("adam_step: hyper needs 6 values (step_size, beta1, beta2, "
+                                "correction2, eps, weight_decay), got " +
+                                std::to_string(hyper.size()));
+  const std::int64_t n = param_out.size();
+  check_size(param.size(), n, "adam_step", "param");
+  check_size(grad.size(), n, "adam_step", "grad");
+  check_size(m.size(), n, "adam_step", "m");
+  check_size(v.size(), n, "adam_step", "v");
+  check_size(m_out.size(), n, "adam_step", "m_out");
+  check_size(v_out.size(), n, "adam_step", "v_out");
+  ReleaseGil nogil(n);
+  dispatch(param_out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    adam_step(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), hyper.data(),
+              param_out.data<T>(), m_out.data<T>(), v_out.data<T>(), n);
+  });
+}
+
 }  // namespace cpu
 }  // namespace needle
 
@@ -518,6 +574,11 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   m.def("conv_backward_weight", &conv_backward_weight_array);
   m.def("maxpool_forward", &maxpool_forward_array);
   m.def("maxpool_backward", &maxpool_backward_array);
+
+  m.def("sum_rows", &sum_rows_array, "a"_a, "out"_a, "rows"_a);
+  m.def("rows_affine", &rows_affine_array, "a"_a, "b"_a, "s"_a, "t"_a, "u"_a, "out"_a);
+  m.def("adam_step", &adam_step_array, "param"_a, "grad"_a, "m"_a, "v"_a, "hyper"_a,
+        "param_out"_a, "m_out"_a, "v_out"_a);
 
   // not in the backend table: test hooks and pool introspection
   m.def("_gemm", &gemm_strided, "a"_a, "b"_a, "c"_a, "M"_a, "N"_a, "K"_a, "rsA"_a, "csA"_a,

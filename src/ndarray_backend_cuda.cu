@@ -18,6 +18,7 @@
 #include "cuda/common.cuh"
 #include "cuda/conv.cuh"
 #include "cuda/elementwise.cuh"
+#include "cuda/fused.cuh"
 #include "cuda/gemm.cuh"
 #include "cuda/pool.cuh"
 #include "cuda/reduce.cuh"
@@ -485,6 +486,70 @@ bool device_available() {
   return count > 0;
 }
 
+// ---- fused kernels --------------------------------------------------------------------------
+void sum_rows_fn(const CudaArray& a, CudaArray& out, int64_t rows) {
+  check_dtypes("sum_rows", a, out);
+  check_nonneg("sum_rows", "rows", rows);
+  check_at_least("sum_rows", "a", a, checked_mul("sum_rows", rows, out.size));
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_sum_rows<T>(a.data<T>(), out.data<T>(), rows, out.size);
+  });
+}
+
+void rows_affine_fn(const CudaArray& a, const CudaArray& b, const CudaArray& s,
+                    const CudaArray& t, const CudaArray& u, CudaArray& out) {
+  const char* fn = "rows_affine";
+  check_dtypes(fn, a, out);
+  check_dtypes(fn, b, out);
+  check_dtypes(fn, s, out);
+  check_dtypes(fn, t, out);
+  check_dtypes(fn, u, out);
+  const int64_t cols = s.size;
+  if (cols < 1 || t.size != cols || u.size != cols || out.size % cols != 0) {
+    throw std::invalid_argument("rows_affine: s, t, u need the same size C >= 1 dividing out's " +
+                                std::to_string(out.size) + " elements, got " +
+                                std::to_string(s.size) + ", " + std::to_string(t.size) + ", " +
+                                std::to_string(u.size));
+  }
+  check_at_least(fn, "a", a, out.size);
+  check_at_least(fn, "b", b, out.size);
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_rows_affine<T>(a.data<T>(), b.data<T>(), s.data<T>(), t.data<T>(), u.data<T>(),
+                          out.data<T>(), out.size, cols);
+  });
+}
+
+void adam_step_fn(const CudaArray& param, const CudaArray& grad, const CudaArray& m,
+                  const CudaArray& v, const std::vector<double>& hyper, CudaArray& param_out,
+                  CudaArray& m_out, CudaArray& v_out) {
+  const char* fn = "adam_step";
+  check_dtypes(fn, param, param_out);
+  check_dtypes(fn, grad, param_out);
+  check_dtypes(fn, m, param_out);
+  check_dtypes(fn, v, param_out);
+  check_dtypes(fn, m_out, param_out);
+  check_dtypes(fn, v_out, param_out);
+  if (hyper.size() != 6) {
+    throw std::invalid_argument("adam_step: hyper needs 6 values (step_size, beta1, beta2, "
+                                "correction2, eps, weight_decay), got " +
+                                std::to_string(hyper.size()));
+  }
+  const int64_t n = param_out.size;
+  check_at_least(fn, "param", param, n);
+  check_at_least(fn, "grad", grad, n);
+  check_at_least(fn, "m", m, n);
+  check_at_least(fn, "v", v, n);
+  check_at_least(fn, "m_out", m_out, n);
+  check_at_least(fn, "v_out", v_out, n);
+  dispatch(param_out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_adam_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), hyper.data(),
+                        param_out.data<T>(), m_out.data<T>(), v_out.data<T>(), n);
+  });
+}
+
 void synchronize() {
   py::gil_scoped_release release;
   CUDA_CHECK(cudaDeviceSynchronize());
@@ -598,4 +663,9 @@ PYBIND11_MODULE(ndarray_backend_cuda, m) {
   m.def("maxpool_forward", &maxpool_forward_fn, py::arg("a"), py::arg("out"), py::arg("geom"));
   m.def("maxpool_backward", &maxpool_backward_fn,
         py::arg("a"), py::arg("grad"), py::arg("out"), py::arg("geom"));
+  m.def("sum_rows", &sum_rows_fn, py::arg("a"), py::arg("out"), py::arg("rows"));
+  m.def("rows_affine", &rows_affine_fn, py::arg("a"), py::arg("b"), py::arg("s"), py::arg("t"),
+        py::arg("u"), py::arg("out"));
+  m.def("adam_step", &adam_step_fn, py::arg("param"), py::arg("grad"), py::arg("m"),
+        py::arg("v"), py::arg("hyper"), py::arg("param_out"), py::arg("m_out"), py::arg("v_out"));
 }

@@ -28,6 +28,10 @@ in the 3-D form (1-D and 2-D problems are 3-D problems with size-1 leading axes)
 
 ``pool geometry`` (17 ints), see ``POOL_GEOMETRY_FIELDS``:
     N, Di, Hi, Wi, C, KD, KH, KW, Do, Ho, Wo, stride (3), pad_lo (3)
+
+Fused kernels for the training step (each replaces several passes and broadcast copies):
+``sum_rows`` (column sums of a row-major matrix), ``rows_affine`` (``a*s + b*t + u`` with
+per-column ``s, t, u``) and ``adam_step`` (one Adam update over flat buffers).
 """
 
 import numpy as np
@@ -346,4 +350,5 @@ TABLE = (
     "ewise_sign", "ewise_sigmoid", "ewise_relu",
     "reduce_sum", "reduce_max", "matmul", "matmul_batched",
     "conv_forward", "conv_backward_weight", "maxpool_forward", "maxpool_backward",
+    "sum_rows", "rows_affine", "adam_step",
 )
