@@ -39,6 +39,18 @@ class Parameter(Tensor):
     """A Tensor that a Module reports from ``parameters()`` (its trainable weights)."""
 
 
+def _items(value: Any):
+    """``(key, item)`` pairs inside ``value``: a Module's attributes, a dict's items, a list's
+    or tuple's entries by index; None for anything else."""
+    if isinstance(value, Module):
+        return vars(value).items()
+    if isinstance(value, dict):
+        return value.items()
+    if isinstance(value, (list, tuple)):
+        return enumerate(value)
+    return None
+
+
 def _walk(value: Any, prefix: str, kinds: tuple, into_modules: bool, entered=None):
     """Yield (dotted name, object) for objects of ``kinds`` inside ``value``.
 
@@ -55,12 +67,8 @@ def _walk(value: Any, prefix: str, kinds: tuple, into_modules: bool, entered=Non
         if not into_modules or id(value) in entered:
             return
         entered.add(id(value))
-        items = value.__dict__.items()
-    elif isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, (list, tuple)):
-        items = enumerate(value)
-    else:
+    items = _items(value)
+    if items is None:
         return
     for key, item in items:
         name = f"{prefix}.{key}" if prefix else str(key)

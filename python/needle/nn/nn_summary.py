@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import autograd
 from ..autograd import Tensor, TensorTuple
-from .nn_basic import Module
+from .nn_basic import Module, _items
 
 __all__ = ["summary", "ModelSummary", "LayerRow"]
 
@@ -92,13 +92,8 @@ def _per_axis(value, n, what):
 
 def _children(value, path):
     """``(path, module)`` for the modules directly reachable from ``value``'s attributes."""
-    if isinstance(value, Module):
-        items = vars(value).items()
-    elif isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, (list, tuple)):
-        items = enumerate(value)
-    else:
+    items = _items(value)
+    if items is None:
         return
     for key, child in items:
         # Sequential keeps its layers in a tuple named `modules`: name them 0, 1, ... directly.
