@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from tests.backend_ndarray.raw_buffers import get, put
 
 from needle.backend_ndarray import all_devices
 from needle.backend_ndarray import ndarray_backend_numpy as ref
@@ -31,18 +32,6 @@ def tol(dtype, scale=1.0):
         rtol=2e-5 if dtype == "float32" else 1e-12,
         atol=(2e-5 if dtype == "float32" else 1e-12) * scale,
     )
-
-
-def put(mod, arr, dtype):
-    arr = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
-    buf = mod.Array(arr.size, dtype)
-    if arr.size:
-        mod.from_numpy(arr, buf)
-    return buf
-
-
-def get(mod, buf):
-    return mod.to_numpy(buf, (buf.size,), (1,), 0)
 
 
 class Out:

@@ -3,23 +3,12 @@ against plain NumPy formulas in float64 (both dtypes, odd sizes, bad arguments).
 
 import numpy as np
 import pytest
+from tests.backend_ndarray.raw_buffers import get, put
 
 from needle.backend_ndarray import all_devices
 
 DEVICES = [d for d in all_devices() if hasattr(d.mod, "sum_rows")]
 COMPILED = [d for d in DEVICES if d.name != "cpu_numpy"]  # these also validate arguments
-
-
-def put(mod, arr, dtype):
-    arr = np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
-    buf = mod.Array(arr.size, dtype)
-    if arr.size:
-        mod.from_numpy(arr, buf)
-    return buf
-
-
-def get(mod, buf):
-    return mod.to_numpy(buf, (buf.size,), (1,), 0)
 
 
 def tol(dtype):
@@ -36,7 +25,9 @@ def test_sum_rows(device, dtype, rows, cols):
     buf = put(mod, np.concatenate([a.reshape(-1), extra]), dtype)
     out = put(mod, np.full(cols, 12345.0), dtype)
     mod.sum_rows(buf, out, rows)
-    np.testing.assert_allclose(get(mod, out), a.astype(dtype).astype(np.float64).sum(0), **tol(dtype))
+    np.testing.assert_allclose(
+        get(mod, out), a.astype(dtype).astype(np.float64).sum(0), **tol(dtype)
+    )
 
 
 @pytest.mark.parametrize("device", COMPILED, ids=[d.name for d in COMPILED])
@@ -70,8 +61,12 @@ def test_adam_step(device, dtype, wd, n):
     mod.adam_step(*bufs, hyper, *outs)
     cast = [x.astype(dtype).astype(np.float64) for x in (p, g, m, v)]
     for got, expected in zip(outs, adam_reference(*cast, hyper)):
-        np.testing.assert_allclose(get(mod, got), expected, rtol=1e-4 if dtype == "float32" else 1e-10,
-                                   atol=1e-5 if dtype == "float32" else 1e-12)
+        np.testing.assert_allclose(
+            get(mod, got),
+            expected,
+            rtol=1e-4 if dtype == "float32" else 1e-10,
+            atol=1e-5 if dtype == "float32" else 1e-12,
+        )
     np.testing.assert_array_equal(get(mod, bufs[0]), p.astype(dtype))  # inputs untouched
     if device.name == "cpu_numpy":
         return
@@ -103,8 +98,14 @@ def test_rows_affine_rejects_bad_arguments(device):
     with pytest.raises(ValueError):  # s, t, u of different sizes
         mod.rows_affine(six, six, three, two, three, put(mod, np.ones(6), "float32"))
     with pytest.raises(ValueError):  # C does not divide out
-        mod.rows_affine(six, six, put(mod, np.ones(4), "float32"), put(mod, np.ones(4), "float32"),
-                        put(mod, np.ones(4), "float32"), put(mod, np.ones(6), "float32"))
+        mod.rows_affine(
+            six,
+            six,
+            put(mod, np.ones(4), "float32"),
+            put(mod, np.ones(4), "float32"),
+            put(mod, np.ones(4), "float32"),
+            put(mod, np.ones(6), "float32"),
+        )
     with pytest.raises(ValueError):  # a too short for out
         mod.rows_affine(two, six, two, two, two, put(mod, np.ones(6), "float32"))
     with pytest.raises(TypeError):
@@ -118,14 +119,16 @@ def test_ndarray_rows_affine_and_sum_rows():
     for device in all_devices():
         a_np, b_np = np.random.randn(40, 6), np.random.randn(40, 6)
         s_np, t_np, u_np = (np.random.randn(1, 6) for _ in range(3))
-        a, b, s, t, u = (nd.array(x, dtype="float64", device=device)
-                         for x in (a_np, b_np, s_np, t_np, u_np))
+        a, b, s, t, u = (
+            nd.array(x, dtype="float64", device=device) for x in (a_np, b_np, s_np, t_np, u_np)
+        )
         out = nd.ndarray.rows_affine(a, s, u, b=b, t=t)
         np.testing.assert_allclose(out.numpy(), a_np * s_np + b_np * t_np + u_np, rtol=1e-12)
         out = nd.ndarray.rows_affine(a, s, u)
         np.testing.assert_allclose(out.numpy(), a_np * s_np + u_np, rtol=1e-12)
-        np.testing.assert_allclose(nd.ndarray.sum_rows(a).numpy(), a_np.sum(0, keepdims=True),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            nd.ndarray.sum_rows(a).numpy(), a_np.sum(0, keepdims=True), rtol=1e-12
+        )
 
 
 def test_adding_a_broadcast_row():
@@ -151,7 +154,11 @@ def test_length_one_axes_do_not_force_copies():
 
     for device in all_devices():
         x_np = np.random.randn(4, 3)
-        x = nd.array(x_np, device=device, dtype="float64").reshape((4, 1, 1, 3)).permute((0, 3, 1, 2))
+        x = (
+            nd.array(x_np, device=device, dtype="float64")
+            .reshape((4, 1, 1, 3))
+            .permute((0, 3, 1, 2))
+        )
         y = nd.array(x_np, device=device, dtype="float64").reshape((4, 3, 1, 1))
         assert x.strides != y.strides and x.shape == y.shape
         out = x * y  # the same memory layout: no packing copies
