@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..data_basic import Dataset
+from .byte_image_dataset import ByteImageDataset
 
 _TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_FILES = ("test_batch",)
@@ -60,7 +60,7 @@ def _load_batch(path: str):
     return data, labels
 
 
-class CIFAR10Dataset(Dataset):
+class CIFAR10Dataset(ByteImageDataset):
     """CIFAR-10: item = (image ``(3, 32, 32)`` float32 in [0, 1], label int).
 
     Args:
@@ -87,23 +87,7 @@ class CIFAR10Dataset(Dataset):
         self._images = np.concatenate([b[0] for b in batches]).reshape(-1, 3, 32, 32)
         self.y = np.concatenate([b[1] for b in batches])
 
-    @property
-    def X(self) -> np.ndarray:
-        """All images as float32 ``(N, 3, 32, 32)`` in [0, 1]."""
-        return self._images.astype(np.float32) / np.float32(255)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, index):
-        images = self._images[index].astype(np.float32) / np.float32(255)
-        if self.transforms:
-            if images.ndim == 3:
-                images = self._transform(images)
-            else:
-                images = np.stack([self._transform(img) for img in images])
-        return images, self.y[index]
-
     def _transform(self, chw):
+        """The transforms act on the image as ``H×W×C``."""
         hwc = self.apply_transforms(chw.transpose(1, 2, 0))
         return np.ascontiguousarray(hwc.transpose(2, 0, 1))

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..data_basic import Dataset
+from .byte_image_dataset import ByteImageDataset
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # IDX type codes -> big-endian NumPy dtypes.
@@ -54,7 +54,7 @@ def read_idx(filename: str, ndim: Optional[int] = None) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
-class MNISTDataset(Dataset):
+class MNISTDataset(ByteImageDataset):
     """MNIST digits: item = (image ``(28, 28, 1)`` float32 in [0, 1], label uint8).
 
     An index array gives a batch ``(B, 28, 28, 1)`` (transforms applied per image) and
@@ -73,20 +73,3 @@ class MNISTDataset(Dataset):
             )
         self._images = images[..., None]  # (N, H, W, 1) uint8
         self.y = labels.astype(np.uint8)
-
-    @property
-    def X(self) -> np.ndarray:
-        """All images as float32 ``(N, H, W, 1)`` in [0, 1]."""
-        return self._images.astype(np.float32) / np.float32(255)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, index):
-        images = self._images[index].astype(np.float32) / np.float32(255)
-        if self.transforms:
-            if images.ndim == 3:
-                images = self.apply_transforms(images)
-            else:
-                images = np.stack([self.apply_transforms(img) for img in images])
-        return images, self.y[index]
