@@ -211,7 +211,8 @@ def adam_step(param, grad, m, v, hyper, param_out, m_out, v_out):
     v_new = v.array[:n] * dtype.type(b2) + g * g * dtype.type(1 - b2)
     m_out.array[:] = m_new
     v_out.array[:] = v_new
-    param_out.array[:] = p - m_new * dtype.type(step) / (np.sqrt(v_new / dtype.type(c2)) + dtype.type(eps))
+    denom = np.sqrt(v_new / dtype.type(c2)) + dtype.type(eps)
+    param_out.array[:] = p - m_new * dtype.type(step) / denom
 
 
 def _conv_fields(geom):
@@ -260,14 +261,20 @@ def _windows(g, x):
     )
 
 
+def _grouped_windows(g, a):
+    """im2col of the input buffer ``a`` split by group: (N, Do, Ho, Wo, KD, KH, KW, G, Cin/G)."""
+    G, cin = g["groups"], g["Cin"]
+    x = a.array[: g["N"] * g["Di"] * g["Hi"] * g["Wi"] * cin]
+    x = x.reshape(g["N"], g["Di"], g["Hi"], g["Wi"], cin)
+    cols = _windows(g, x)
+    return cols.reshape(*cols.shape[:-1], G, cin // G)
+
+
 def conv_forward(a, b, out, geom):
     """out <- conv(a, b) for the conv geometry (see the module docstring)."""
     g = _conv_fields(geom)
     G, cin, cout = g["groups"], g["Cin"], g["Cout"]
-    x = a.array[: g["N"] * g["Di"] * g["Hi"] * g["Wi"] * cin]
-    x = x.reshape(g["N"], g["Di"], g["Hi"], g["Wi"], cin)
-    cols = _windows(g, x)
-    cols = cols.reshape(*cols.shape[:-1], G, cin // G)
+    cols = _grouped_windows(g, a)
     w = b.array[: g["KD"] * g["KH"] * g["KW"] * (cin // G) * cout]
     w = w.reshape(g["KD"], g["KH"], g["KW"], cin // G, G, cout // G)
     y = np.einsum("nopqdhwgc,dhwcgk->nopqgk", cols, w)
@@ -277,11 +284,8 @@ def conv_forward(a, b, out, geom):
 def conv_backward_weight(a, grad, out, geom):
     """out (KD, KH, KW, Cin // groups, Cout) <- X^T @ grad per group (X = im2col of a)."""
     g = _conv_fields(geom)
-    G, cin, cout = g["groups"], g["Cin"], g["Cout"]
-    x = a.array[: g["N"] * g["Di"] * g["Hi"] * g["Wi"] * cin]
-    x = x.reshape(g["N"], g["Di"], g["Hi"], g["Wi"], cin)
-    cols = _windows(g, x)
-    cols = cols.reshape(*cols.shape[:-1], G, cin // G)
+    G, cout = g["groups"], g["Cout"]
+    cols = _grouped_windows(g, a)
     gy = grad.array[: g["N"] * g["Do"] * g["Ho"] * g["Wo"] * cout]
     gy = gy.reshape(g["N"], g["Do"], g["Ho"], g["Wo"], G, cout // G)
     dw = np.einsum("nopqdhwgc,nopqgk->dhwcgk", cols, gy)
