@@ -559,20 +559,8 @@ def np_binary(op, x, y):
     return np.asarray(out).astype(np.float64) if op in COMPARISONS else out
 
 
-LAYOUTS_FOR_EWISE = [
-    "compact",
-    "permuted",
-    "broadcast_rows",
-    "broadcast_new_axis",
-    "stepped",
-    "negative_steps",
-    "offset",
-    "permuted_negative",
-    "int_index",
-    "size_one_axes",
-    "empty",
-    "zero_d",
-]
+# Every non-compact layout, and compact ones of ordinary and edge shapes.
+LAYOUTS_FOR_EWISE = ["compact", *NONCOMPACT, "size_one_axes", "zero_d"]
 
 
 def dense_result(out, a):
