@@ -68,6 +68,33 @@ def _show(value):
     return value
 
 
+def _check_groups(name, in_channels, out_channels, groups):
+    if groups < 1 or in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{name}: in_channels={in_channels} and out_channels={out_channels} must be "
+            f"divisible by groups={groups}"
+        )
+
+
+def _weight_and_bias(kernel_size, c_in, c_out, groups, bias, bias_size, device, dtype):
+    """The (weight, bias) Parameters of a conv from ``c_in`` to ``c_out`` channels, drawn in
+    this order: weight ``(*kernel_size, c_in // groups, c_out)`` = kaiming_uniform with
+    fan_in = (c_in // groups)·prod(kernel_size), fan_out = c_out·prod(kernel_size); then,
+    if ``bias``, a bias ``(bias_size,)`` ~ U(±1/sqrt(fan_in)) (else None)."""
+    fan_in = (c_in // groups) * math.prod(kernel_size)
+    fan_out = c_out * math.prod(kernel_size)
+    shape = (*kernel_size, c_in // groups, c_out)
+    weight = Parameter(
+        init.kaiming_uniform(fan_in, fan_out, shape=shape, device=device, dtype=dtype)
+    )
+    if not bias:
+        return weight, None
+    bound = 1.0 / math.sqrt(fan_in)
+    return weight, Parameter(
+        init.rand(bias_size, low=-bound, high=bound, device=device, dtype=dtype)
+    )
+
+
 class _ConvNd(Module):
     """Shared validation, parameters and forward of ``Conv1d``/``Conv2d``/``Conv3d``."""
 
@@ -89,11 +116,7 @@ class _ConvNd(Module):
     ):
         super().__init__()
         name, nd = type(self).__name__, self._nd
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels={in_channels} and out_channels={out_channels} must be "
-                f"divisible by groups={groups}"
-            )
+        _check_groups(name, in_channels, out_channels, groups)
         if padding_mode not in PAD_MODES:
             raise ValueError(
                 f"{name}: padding_mode must be one of {PAD_MODES}, "
@@ -107,18 +130,9 @@ class _ConvNd(Module):
         self._padding_arg = padding
         self.padding = self._pads(padding, name)
 
-        fan_in = (in_channels // groups) * math.prod(self.kernel_size)
-        fan_out = out_channels * math.prod(self.kernel_size)
-        shape = (*self.kernel_size, in_channels // groups, out_channels)
-        self.weight = Parameter(
-            init.kaiming_uniform(fan_in, fan_out, shape=shape, device=device, dtype=dtype)
+        self.weight, self.bias = _weight_and_bias(
+            self.kernel_size, in_channels, out_channels, groups, bias, out_channels, device, dtype
         )
-        self.bias = None
-        if bias:
-            bound = 1.0 / math.sqrt(fan_in)
-            self.bias = Parameter(
-                init.rand(out_channels, low=-bound, high=bound, device=device, dtype=dtype)
-            )
 
     def _pads(self, padding, name):
         """Per-axis (lo, hi) zero padding: None (course default), int, tuple, 'same', 'valid'."""
@@ -238,11 +252,7 @@ class _ConvTransposeNd(Module):
     ):
         super().__init__()
         name, nd = type(self).__name__, self._nd
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels={in_channels} and out_channels={out_channels} must be "
-                f"divisible by groups={groups}"
-            )
+        _check_groups(name, in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _per_axis(kernel_size, nd, "kernel_size", name)
         self.stride = _per_axis(stride, nd, "stride", name)
@@ -255,18 +265,10 @@ class _ConvTransposeNd(Module):
                     f"{name}: output_padding={self.output_padding} must be smaller than stride "
                     f"{self.stride} or dilation {self.dilation}"
                 )
-        fan_in = (out_channels // groups) * math.prod(self.kernel_size)
-        fan_out = in_channels * math.prod(self.kernel_size)
-        shape = (*self.kernel_size, out_channels // groups, in_channels)
-        self.weight = Parameter(
-            init.kaiming_uniform(fan_in, fan_out, shape=shape, device=device, dtype=dtype)
+        # the weight of the conv from out_channels to in_channels
+        self.weight, self.bias = _weight_and_bias(
+            self.kernel_size, out_channels, in_channels, groups, bias, out_channels, device, dtype
         )
-        self.bias = None
-        if bias:
-            bound = 1.0 / math.sqrt(fan_in)
-            self.bias = Parameter(
-                init.rand(out_channels, low=-bound, high=bound, device=device, dtype=dtype)
-            )
 
     def forward(self, x: Tensor) -> Tensor:
         nd = self._nd
