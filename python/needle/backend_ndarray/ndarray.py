@@ -730,17 +730,22 @@ def _finish_reduce(out, shape, axes, keepdims):
     return out
 
 
-_ONES = {}  # (device, dtype, n) -> a (1, n) row of ones
+_CONSTANT_ROWS = {}  # (device, dtype, n, value) -> a (1, n) row filled with value
+
+
+def _constant_row(device, dtype, n, value):
+    """A cached read-only (1, n) row of ``value`` (at most 256 rows are kept)."""
+    key = (device, dtype, n, value)
+    row = _CONSTANT_ROWS.get(key)
+    if row is None:
+        row = device.full((1, n), value, dtype)
+        if len(_CONSTANT_ROWS) < 256:
+            _CONSTANT_ROWS[key] = row
+    return row
 
 
 def _ones_row(device, dtype, n):
-    key = (device, dtype, n)
-    ones = _ONES.get(key)
-    if ones is None:
-        ones = device.full((1, n), 1.0, dtype)
-        if len(_ONES) < 256:
-            _ONES[key] = ones
-    return ones
+    return _constant_row(device, dtype, n, 1.0)
 
 
 def sum_rows(x):
@@ -802,17 +807,8 @@ def rows_affine(a, s, u, b=None, t=None):
     return out + u.broadcast_to(shape)
 
 
-_ZEROS = {}
-
-
 def _zeros_row(device, dtype, n):
-    key = (device, dtype, n)
-    zeros = _ZEROS.get(key)
-    if zeros is None:
-        zeros = device.full((1, n), 0.0, dtype)
-        if len(_ZEROS) < 256:
-            _ZEROS[key] = zeros
-    return zeros
+    return _constant_row(device, dtype, n, 0.0)
 
 
 def _batched_operand(x, batch_shape):
