@@ -530,6 +530,68 @@ inline void next_pos(const ConvGeom& g, OutPos& p) {
   ++p.n;
 }
 
+/// The zero-padded image of the padded-image kernels below: the extent the windows reach,
+/// ((O-1)*s + (k-1)*d + 1) per axis, so every tap of every output pixel is in bounds.
+struct PaddedImage {
+  std::int64_t Dp, Hp, Wp, size;  // size = Dp * Hp * Wp * C_in elements
+};
+
+inline PaddedImage padded_image(const ConvGeom& g) {
+  PaddedImage pi;
+  pi.Dp = (g.Do - 1) * g.sd + (g.KD - 1) * g.dd + 1;
+  pi.Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1;
+  pi.Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
+  pi.size = pi.Dp * pi.Hp * pi.Wp * g.Cin;
+  return pi;
+}
+
+/// A contiguous run of one kernel row: its offset in the padded image, its first weight row
+/// and its length.  With groups == 1 and dilation 1 a whole (kw, channel) row is one run;
+/// otherwise each tap is a run of Cg channels.
+struct PaddedRun {
+  std::int64_t off, widx, len;
+};
+
+inline std::vector<PaddedRun> padded_runs(const ConvGeom& g, const PaddedImage& pi) {
+  const std::int64_t Cin = g.Cin, Cg = g.Cg();
+  std::vector<PaddedRun> runs;
+  for (std::int64_t kd = 0; kd < g.KD; ++kd)
+    for (std::int64_t kh = 0; kh < g.KH; ++kh) {
+      const std::int64_t row_off = ((kd * g.dd) * pi.Hp + kh * g.dh) * pi.Wp * Cin;
+      const std::int64_t k0 = (kd * g.KH + kh) * g.KW;
+      if (g.G == 1 && g.dw == 1) {
+        runs.push_back({row_off, k0 * Cin, g.KW * Cin});
+      } else {
+        for (std::int64_t kw = 0; kw < g.KW; ++kw)
+          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cg, Cg});
+      }
+    }
+  return runs;
+}
+
+/// xp (pi.size elements) <- image n of x, zero-padded: zeros, then the input rows the
+/// windows reach.
+template <class T>
+void fill_padded_image(const ConvGeom& g, const PaddedImage& pi, const T* x, std::int64_t n,
+                       T* xp) {
+  const std::int64_t Cin = g.Cin, Hp = pi.Hp, Wp = pi.Wp;
+  std::fill(xp, xp + pi.size, T(0));
+  const std::int64_t w_lo = std::max<std::int64_t>(0, g.pw);
+  const std::int64_t w_hi = std::min<std::int64_t>(Wp, g.Wi + g.pw);
+  if (w_lo >= w_hi) return;
+  for (std::int64_t dp = 0; dp < pi.Dp; ++dp) {
+    const std::int64_t id = dp - g.pd;
+    if (id < 0 || id >= g.Di) continue;
+    for (std::int64_t hp = 0; hp < Hp; ++hp) {
+      const std::int64_t ih = hp - g.ph;
+      if (ih < 0 || ih >= g.Hi) continue;
+      std::memcpy(xp + ((dp * Hp + hp) * Wp + w_lo) * Cin,
+                  x + (((n * g.Di + id) * g.Hi + ih) * g.Wi + (w_lo - g.pw)) * Cin,
+                  (w_hi - w_lo) * Cin * sizeof(T));
+    }
+  }
+}
+
 /// Forward without im2col or tap tables, for C_out per group of one or two vectors and no
 /// input dilation (dense and grouped): threads take whole images; each image is first copied
 /// into a per-thread zero-padded buffer (the extent the windows reach: ((O-1)*s + (k-1)*d + 1)
@@ -544,25 +606,9 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   using V = typename VecOf<T>::type;
   constexpr int VW = int(sizeof(V) / sizeof(T));
   const std::int64_t Cin = g.Cin, C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
-  const std::int64_t Dp = (g.Do - 1) * g.sd + (g.KD - 1) * g.dd + 1;
-  const std::int64_t Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1;
-  const std::int64_t Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
-  const std::int64_t pimg = Dp * Hp * Wp * Cin, pix_out = g.Do * g.Ho * g.Wo;
-  struct Run {
-    std::int64_t off, widx, len;  // offset in the padded image, first weight row, length
-  };
-  std::vector<Run> runs;
-  for (std::int64_t kd = 0; kd < g.KD; ++kd)
-    for (std::int64_t kh = 0; kh < g.KH; ++kh) {
-      const std::int64_t row_off = ((kd * g.dd) * Hp + kh * g.dh) * Wp * Cin;
-      const std::int64_t k0 = (kd * g.KH + kh) * g.KW;
-      if (g.G == 1 && g.dw == 1) {
-        runs.push_back({row_off, k0 * Cin, g.KW * Cin});
-      } else {
-        for (std::int64_t kw = 0; kw < g.KW; ++kw)
-          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cg, Cg});
-      }
-    }
+  const PaddedImage pi = padded_image(g);
+  const std::int64_t Hp = pi.Hp, Wp = pi.Wp, pimg = pi.size, pix_out = g.Do * g.Ho * g.Wo;
+  const std::vector<PaddedRun> runs = padded_runs(g, pi);
   const double macs = double(g.rows()) * g.K() * Cg * C;
   const bool par = macs >= kMinParallelMacs && g.N > 1;
   const int slots = par ? max_threads() : 1;
@@ -570,21 +616,7 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   parallel_items(g.N, par ? 2 : INT64_MAX, [&](std::int64_t lo, std::int64_t hi) {
     T* xp = pad.get() + std::size_t(thread_slot(slots)) * pimg;
     for (std::int64_t n = lo; n < hi; ++n) {
-      // the padded image: zeros, then the rows of the input that the windows reach
-      std::fill(xp, xp + pimg, T(0));
-      const std::int64_t w_lo = std::max<std::int64_t>(0, g.pw);
-      const std::int64_t w_hi = std::min<std::int64_t>(Wp, g.Wi + g.pw);
-      for (std::int64_t dp = 0; dp < Dp; ++dp) {
-        const std::int64_t id = dp - g.pd;
-        if (id < 0 || id >= g.Di) continue;
-        for (std::int64_t hp = 0; hp < Hp; ++hp) {
-          const std::int64_t ih = hp - g.ph;
-          if (ih < 0 || ih >= g.Hi || w_lo >= w_hi) continue;
-          std::memcpy(xp + ((dp * Hp + hp) * Wp + w_lo) * Cin,
-                      x + (((n * g.Di + id) * g.Hi + ih) * g.Wi + (w_lo - g.pw)) * Cin,
-                      (w_hi - w_lo) * Cin * sizeof(T));
-        }
-      }
+      fill_padded_image(g, pi, x, n, xp);
       T* o_img = out + n * pix_out * C;
       std::int64_t od = 0, oh = 0, ow = 0;
       for (std::int64_t r0 = 0; r0 < pix_out; r0 += P) {
@@ -608,7 +640,7 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
           V acc[P][NV];
           for (int p = 0; p < P; ++p)
             for (int v = 0; v < NV; ++v) acc[p][v] = V{};
-          for (const Run& run : runs) {
+          for (const PaddedRun& run : runs) {
             const T* wr = w + run.widx * C + grp * Coutg;
             const std::int64_t off = run.off + grp * Cg;
             for (std::int64_t j = 0; j < run.len; ++j) {
@@ -640,25 +672,9 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
   constexpr int VW = int(sizeof(V) / sizeof(T));
   const std::int64_t Cin = g.Cin, C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
   const std::int64_t wsize = g.K() * Cg * C;
-  const std::int64_t Dp = (g.Do - 1) * g.sd + (g.KD - 1) * g.dd + 1;
-  const std::int64_t Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1;
-  const std::int64_t Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
-  const std::int64_t pimg = Dp * Hp * Wp * Cin, pix_out = g.Do * g.Ho * g.Wo;
-  struct Run {
-    std::int64_t off, widx, len;
-  };
-  std::vector<Run> runs;
-  for (std::int64_t kd = 0; kd < g.KD; ++kd)
-    for (std::int64_t kh = 0; kh < g.KH; ++kh) {
-      const std::int64_t row_off = ((kd * g.dd) * Hp + kh * g.dh) * Wp * Cin;
-      const std::int64_t k0 = (kd * g.KH + kh) * g.KW;
-      if (g.G == 1 && g.dw == 1) {
-        runs.push_back({row_off, k0 * Cin, g.KW * Cin});
-      } else {
-        for (std::int64_t kw = 0; kw < g.KW; ++kw)
-          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cg, Cg});
-      }
-    }
+  const PaddedImage pi = padded_image(g);
+  const std::int64_t Hp = pi.Hp, Wp = pi.Wp, pimg = pi.size, pix_out = g.Do * g.Ho * g.Wo;
+  const std::vector<PaddedRun> runs = padded_runs(g, pi);
   std::vector<std::int64_t> pixoff(static_cast<std::size_t>(pix_out));
   for (std::int64_t od = 0, r = 0; od < g.Do; ++od)
     for (std::int64_t oh = 0; oh < g.Ho; ++oh)
@@ -673,23 +689,10 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
       T* acc = part.get() + t * wsize;
       T* xp = pad.get() + t * pimg;
       for (std::int64_t n = g.N * t / nt; n < g.N * (t + 1) / nt; ++n) {
-        std::fill(xp, xp + pimg, T(0));
-        const std::int64_t w_lo = std::max<std::int64_t>(0, g.pw);
-        const std::int64_t w_hi = std::min<std::int64_t>(Wp, g.Wi + g.pw);
-        for (std::int64_t dp = 0; dp < Dp; ++dp) {
-          const std::int64_t id = dp - g.pd;
-          if (id < 0 || id >= g.Di) continue;
-          for (std::int64_t hp = 0; hp < Hp; ++hp) {
-            const std::int64_t ih = hp - g.ph;
-            if (ih < 0 || ih >= g.Hi || w_lo >= w_hi) continue;
-            std::memcpy(xp + ((dp * Hp + hp) * Wp + w_lo) * Cin,
-                        x + (((n * g.Di + id) * g.Hi + ih) * g.Wi + (w_lo - g.pw)) * Cin,
-                        (w_hi - w_lo) * Cin * sizeof(T));
-          }
-        }
+        fill_padded_image(g, pi, x, n, xp);
         const T* g_img = grad + n * pix_out * C;
         for (std::int64_t grp = 0; grp < g.G; ++grp)
-        for (const Run& run : runs)
+        for (const PaddedRun& run : runs)
           for (std::int64_t j0 = 0; j0 < run.len; j0 += CB) {
             const int cb = int(std::min<std::int64_t>(CB, run.len - j0));
             T* a = acc + (run.widx + j0) * C + grp * Coutg;  // entry cc at a + cc * C
