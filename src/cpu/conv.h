@@ -243,11 +243,54 @@ void depthwise_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
 }
 
 /// Depthwise forward without a channel multiplier (Cout == Cin == groups), one output line
-/// (n, od, oh) at a time: the line's valid kernel rows are found once, the input column of
-/// every (ow, kw) comes from a per-call table, and for each block of two SIMD vectors of
-/// channels the output pixel's two accumulators stay in registers over all taps.  Interior
-/// pixels (every kw inside the input, no input dilation along W) read their taps at fixed
-/// offsets without the table.
+/// (n, od, oh) at a time: the line's valid kernel rows are found once.  Interior pixels
+/// (every kw inside the input, no input dilation along W) read their taps at fixed offsets,
+/// up to kDwPixels of them per register block (depthwise_pixel_block); the edge pixels take
+/// the input column of every (ow, kw) from a per-call table, two SIMD vectors of channels
+/// at a time.
+constexpr std::int64_t kDwPixels = 4;  // output pixels per register block of the depthwise forward
+
+/// One output line of the depthwise forward: its nr valid kernel rows (input row, weight
+/// row), the kernel width, the channel count and the steps between output pixels (stride)
+/// and between taps (dilation) in the input row, in elements.
+template <class T>
+struct DwLine {
+  const T* const* rowp;
+  const T* const* wrow;
+  std::int64_t nr, KW, C, xstep, kstep;
+};
+
+/// NP interior pixels x two SIMD vectors of channels from c0: each weight vector loaded once
+/// serves NP pixels, and the 2 * NP accumulators are independent chains (the FMA latency is
+/// hidden).  `off` is the first pixel's first tap in the input row, channel c0 included.
+template <class T, int NP>
+inline void depthwise_pixel_block(const DwLine<T>& l, std::int64_t off, std::int64_t c0, T* o) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  V acc[NP][2] = {};
+  for (std::int64_t r = 0; r < l.nr; ++r) {
+    const T* xr = l.rowp[r] + off;
+    const T* wr = l.wrow[r] + c0;
+    for (std::int64_t kw = 0; kw < l.KW; ++kw) {
+      V w0, w1, xv;
+      std::memcpy(&w0, wr + kw * l.C, sizeof(V));
+      std::memcpy(&w1, wr + kw * l.C + VW, sizeof(V));
+      const T* xk = xr + kw * l.kstep;
+#pragma GCC unroll 8
+      for (int p = 0; p < NP; ++p) {
+        std::memcpy(&xv, xk + p * l.xstep, sizeof(V));
+        acc[p][0] += xv * w0;
+        std::memcpy(&xv, xk + p * l.xstep + VW, sizeof(V));
+        acc[p][1] += xv * w1;
+      }
+    }
+  }
+  for (int p = 0; p < NP; ++p) {
+    std::memcpy(o + p * l.C, &acc[p][0], sizeof(V));
+    std::memcpy(o + p * l.C + VW, &acc[p][1], sizeof(V));
+  }
+}
+
 template <class T>
 void depthwise_forward_lines(const ConvGeom& g, const T* x, const T* w, T* out) {
   using V = typename VecOf<T>::type;
@@ -292,57 +335,64 @@ void depthwise_forward_lines(const ConvGeom& g, const T* x, const T* w, T* out) 
         std::fill(o_line, o_line + Wo * C, T(0));
         continue;
       }
-      for (std::int64_t c0 = 0; c0 < C; c0 += CB) {
-        const std::int64_t cb = std::min(CB, C - c0);
-        for (std::int64_t ow = 0; ow < Wo; ++ow) {
-          T* o = o_line + ow * C + c0;
-          if (cb == CB) {
-            V a0 = V{}, a1 = V{}, xv, wv;
-            if (ow >= in_lo && ow < in_hi) {
-              const std::int64_t off = (ow * g.sw - g.pw) * C + c0, step = g.dw * C;
-              for (std::int64_t r = 0; r < nr; ++r) {
-                const T* xr = rowp[r] + off;
-                const T* wr = wrow[r] + c0;
-                for (std::int64_t kw = 0; kw < KW; ++kw) {
-                  std::memcpy(&xv, xr + kw * step, sizeof(V));
-                  std::memcpy(&wv, wr + kw * C, sizeof(V));
-                  a0 += xv * wv;
-                  std::memcpy(&xv, xr + kw * step + VW, sizeof(V));
-                  std::memcpy(&wv, wr + kw * C + VW, sizeof(V));
-                  a1 += xv * wv;
-                }
-              }
-            } else {
-              for (std::int64_t r = 0; r < nr; ++r)
-                for (std::int64_t kw = 0; kw < KW; ++kw) {
-                  const std::int64_t iw = iwt[ow * KW + kw];
-                  if (iw < 0) continue;
-                  const T* xr = rowp[r] + iw * C + c0;
-                  const T* wr = wrow[r] + kw * C + c0;
-                  std::memcpy(&xv, xr, sizeof(V));
-                  std::memcpy(&wv, wr, sizeof(V));
-                  a0 += xv * wv;
-                  std::memcpy(&xv, xr + VW, sizeof(V));
-                  std::memcpy(&wv, wr + VW, sizeof(V));
-                  a1 += xv * wv;
-                }
-            }
-            std::memcpy(o, &a0, sizeof(V));
-            std::memcpy(o + VW, &a1, sizeof(V));
-            continue;
-          }
-          T acc[CB] = {};
+      // One output pixel, channels [c0, c0 + cb): accumulators over every valid tap.
+      auto one_pixel = [&](std::int64_t ow, std::int64_t c0, std::int64_t cb) {
+        T* o = o_line + ow * C + c0;
+        if (cb == CB) {
+          V a0 = V{}, a1 = V{}, xv, wv;
           for (std::int64_t r = 0; r < nr; ++r)
             for (std::int64_t kw = 0; kw < KW; ++kw) {
               const std::int64_t iw = iwt[ow * KW + kw];
               if (iw < 0) continue;
               const T* xr = rowp[r] + iw * C + c0;
               const T* wr = wrow[r] + kw * C + c0;
-#pragma omp simd
-              for (std::int64_t c = 0; c < cb; ++c) acc[c] += xr[c] * wr[c];
+              std::memcpy(&xv, xr, sizeof(V));
+              std::memcpy(&wv, wr, sizeof(V));
+              a0 += xv * wv;
+              std::memcpy(&xv, xr + VW, sizeof(V));
+              std::memcpy(&wv, wr + VW, sizeof(V));
+              a1 += xv * wv;
             }
-          std::memcpy(o, acc, cb * sizeof(T));
+          std::memcpy(o, &a0, sizeof(V));
+          std::memcpy(o + VW, &a1, sizeof(V));
+          return;
         }
+        T acc[CB] = {};
+        for (std::int64_t r = 0; r < nr; ++r)
+          for (std::int64_t kw = 0; kw < KW; ++kw) {
+            const std::int64_t iw = iwt[ow * KW + kw];
+            if (iw < 0) continue;
+            const T* xr = rowp[r] + iw * C + c0;
+            const T* wr = wrow[r] + kw * C + c0;
+#pragma omp simd
+            for (std::int64_t c = 0; c < cb; ++c) acc[c] += xr[c] * wr[c];
+          }
+        std::memcpy(o, acc, cb * sizeof(T));
+      };
+      // Pixels with every tap inside the input go in register blocks of up to kDwPixels
+      // (depthwise_pixel_block); the few edge pixels one at a time.
+      const DwLine<T> dl{rowp, wrow, nr, KW, C, g.sw * C, g.dw * C};
+      for (std::int64_t ow = 0; ow < Wo; ++ow) {
+        if (ow == in_lo) {
+          for (std::int64_t np; ow < in_hi; ow += np) {
+            np = std::min(kDwPixels, in_hi - ow);
+            const std::int64_t off = (ow * g.sw - g.pw) * C;
+            std::int64_t c0 = 0;
+            for (; c0 + CB <= C; c0 += CB) {
+              T* o = o_line + ow * C + c0;
+              switch (np) {
+                case 4: depthwise_pixel_block<T, 4>(dl, off + c0, c0, o); break;
+                case 3: depthwise_pixel_block<T, 3>(dl, off + c0, c0, o); break;
+                case 2: depthwise_pixel_block<T, 2>(dl, off + c0, c0, o); break;
+                default: depthwise_pixel_block<T, 1>(dl, off + c0, c0, o);
+              }
+            }
+            if (c0 < C)
+              for (std::int64_t p = ow; p < ow + np; ++p) one_pixel(p, c0, C - c0);
+          }
+          if (ow >= Wo) break;
+        }
+        for (std::int64_t c0 = 0; c0 < C; c0 += CB) one_pixel(ow, c0, std::min(CB, C - c0));
       }
     }
   });

@@ -438,6 +438,11 @@ def conv_cases():
         (3, 20, 1, 1, dict(k=3, p=1)),
         (2, 40, 1, 1, dict(k=3, p=1, s=2)),
         (2, 64, 1, 1, dict(k=3, p=0, d=2)),
+        # wider lines: register blocks of 4 interior pixels, then 3, 2 or 1 left over
+        (2, 40, 1, 1, dict(i=13, k=3, p=1, s=1, d=1, idl=1)),
+        (2, 48, 1, 1, dict(i=12, k=5, p=2, s=2, d=1, idl=1)),
+        (2, 36, 1, 1, dict(i=14, k=3, p=2, s=1, d=2, idl=1)),
+        (1, 16, 1, 1, dict(i=9, k=3, p=1, s=1, d=1, idl=1)),
     ]
     cases = [make_conv_geom(rng, *spec[:4], **spec[4]) for spec in specs]
     # larger: K*Cg and rows exceed the GEMM's KC / MC blocks
