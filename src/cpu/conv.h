@@ -8,8 +8,9 @@
 //   * input dilation > 1 (the input gradient of a strided conv, built by the op layer):
 //     GEMM of the input pixels with the repacked weight, then col2im scatter-add
 //     (conv_forward_scatter): the taps that would read the holes are never multiplied.
-//   * C_out per group of one or two SIMD vectors (the stem, 16/32-channel layers, grouped
-//     layers): direct kernels over a per-thread zero-padded image (dense_forward_padded,
+//   * C_out per group of one SIMD vector, or a multiple of two up to direct_max_coutg() (the
+//     stem, 16/32-channel layers, grouped layers; with AVX2 also 64-channel layers): direct
+//     kernels over a per-thread zero-padded image (dense_forward_padded,
 //     dense_backward_weight_padded): taps at fixed offsets, each kernel row of a dense conv
 //     one contiguous (kw, channel) run, outputs or partials in vector registers.
 //   * otherwise forward = im2col + GEMM per group: Im2colPackA copies im2col rows straight
@@ -567,7 +568,7 @@ void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* 
   }
 }
 
-// ---- C_out per group of one or two vectors: direct kernels ------------------------------------
+// ---- C_out per group of one vector or slices of two: direct kernels ------------------------
 
 /// Output position after `p` along the rows (n, od, oh, ow) order.
 inline void next_pos(const ConvGeom& g, OutPos& p) {
@@ -642,15 +643,16 @@ void fill_padded_image(const ConvGeom& g, const PaddedImage& pi, const T* x, std
   }
 }
 
-/// Forward without im2col or tap tables, for C_out per group of one or two vectors and no
+/// Forward without im2col or tap tables, for C_out per group a multiple of NV vectors and no
 /// input dilation (dense and grouped): threads take whole images; each image is first copied
 /// into a per-thread zero-padded buffer (the extent the windows reach: ((O-1)*s + (k-1)*d + 1)
 /// per axis, bounded by one image), so every tap is in bounds and sits at a fixed offset from
-/// the pixel's base pointer.  Groups run one after the other (runs of Cg channels per tap);
-/// with groups == 1 and dilation 1 the (kw, channel) pairs of a kernel row are one contiguous
-/// run of KW * C_in elements in both the padded image and the weight.  The inner loop runs
-/// over a run with P output pixels x NV vectors of accumulators in registers.  The 3-channel
-/// stem: 7 runs of 21 instead of 49 taps of 3.
+/// the pixel's base pointer.  For each block of P output pixels the groups, and within a
+/// group the slices of NV vectors of output channels, run one after the other (the block's
+/// input windows stay in L1 across them); with groups == 1 and dilation 1 the (kw, channel)
+/// pairs of a kernel row are one contiguous run of KW * C_in elements in both the padded
+/// image and the weight.  The inner loop runs over a run with P output pixels x NV vectors of
+/// accumulators in registers.  The 3-channel stem: 7 runs of 21 instead of 49 taps of 3.
 template <class T, int NV, int P>
 void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   using V = typename VecOf<T>::type;
@@ -686,36 +688,73 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
             base[p] = base[0];
           }
         }
-        for (std::int64_t grp = 0; grp < g.G; ++grp) {
-          V acc[P][NV];
-          for (int p = 0; p < P; ++p)
-            for (int v = 0; v < NV; ++v) acc[p][v] = V{};
-          for (const PaddedRun& run : runs) {
-            const T* wr = w + run.widx * C + grp * Coutg;
-            const std::int64_t off = run.off + grp * Cg;
-            for (std::int64_t j = 0; j < run.len; ++j) {
-              V wv[NV];
-              for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wr + j * C + v * VW, sizeof(V));
+        for (std::int64_t grp = 0; grp < g.G; ++grp)
+          for (std::int64_t co0 = grp * Coutg; co0 < (grp + 1) * Coutg; co0 += NV * VW) {
+            V acc[P][NV];
+            for (int p = 0; p < P; ++p)
+              for (int v = 0; v < NV; ++v) acc[p][v] = V{};
+            for (const PaddedRun& run : runs) {
+              const T* wr = w + run.widx * C + co0;
+              const std::int64_t off = run.off + grp * Cg;
+              for (std::int64_t j = 0; j < run.len; ++j) {
+                V wv[NV];
+                for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wr + j * C + v * VW, sizeof(V));
 #pragma GCC unroll 16
-              for (int p = 0; p < P; ++p) {
-                const T xv = base[p][off + j];
-                for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
+                for (int p = 0; p < P; ++p) {
+                  const T xv = base[p][off + j];
+                  for (int v = 0; v < NV; ++v) acc[p][v] += xv * wv[v];
+                }
               }
             }
+            for (std::int64_t p = 0; p < np; ++p)
+              std::memcpy(o_img + (r0 + p) * C + co0, acc[p], NV * sizeof(V));
           }
-          for (std::int64_t p = 0; p < np; ++p)
-            std::memcpy(o_img + (r0 + p) * C + grp * Coutg, acc[p], NV * sizeof(V));
-        }
       }
     }
   });
 }
 
-/// Weight gradient for C_out per group of one or two vectors, no input dilation (dense and
-/// grouped): the padded-image scheme of dense_forward_padded.  Threads take whole images and keep a
-/// private K * C_in x C_out partial; for each contiguous run of (kw, channel) entries and each
-/// block of CB entries, the CB x NV partial vectors stay in registers over all pixels of the
-/// image (one grad-vector load serves CB entries; the pixel offsets are one per-call table).
+/// Weight gradient for C_out per group a multiple of NV vectors, no input dilation (dense
+/// and grouped): the padded-image scheme of dense_forward_padded.  Threads take whole images
+/// and keep a private K * C_in x C_out partial; for each contiguous run of (kw, channel)
+/// entries, each block of CB entries and each slice of NV vectors of output channels, the
+/// CB x NV partial vectors stay in registers over all pixels of the image (one grad-vector
+/// load serves CB entries; the pixel offsets are one per-call table).  Pixels go in passes of
+/// kWgradPixels so that their grad rows and windows stay in L1.  A run's last block computes
+/// CB or CB / 2 entries (reading past the run, into the next channels or the CB zeroed
+/// elements after each padded image) and stores only its own: no slow partial loop.
+/// Output pixels per pass of dense_backward_weight_padded: their grad rows and input windows
+/// (for one group's channels) stay in L1 while every register block goes over them.
+constexpr std::int64_t kWgradPixels = 128;
+
+/// One register block of dense_backward_weight_padded: a[cc * C + v * VW ...] += sum over
+/// pixels r in [r0, r1) of xb[pixoff[r] + cc] * grad row r (gb + r * C), for cc < cb.  All CB
+/// entries are computed (the reads past cb stay inside the padded buffer); cb are stored.
+template <class T, int NV, int CB>
+inline void padded_wgrad_block(const T* xb, const std::int64_t* pixoff, const T* gb,
+                               std::int64_t C, std::int64_t r0, std::int64_t r1, T* a, int cb) {
+  using V = typename VecOf<T>::type;
+  constexpr int VW = int(sizeof(V) / sizeof(T));
+  V sum[CB][NV];
+  for (int cc = 0; cc < CB; ++cc)
+    for (int v = 0; v < NV; ++v) sum[cc][v] = V{};
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const T* xr = xb + pixoff[r];
+    V gv[NV];
+    for (int v = 0; v < NV; ++v) std::memcpy(&gv[v], gb + r * C + v * VW, sizeof(V));
+#pragma GCC unroll 16
+    for (int cc = 0; cc < CB; ++cc)
+      for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
+  }
+  for (int cc = 0; cc < cb; ++cc)
+    for (int v = 0; v < NV; ++v) {
+      V old;
+      std::memcpy(&old, a + cc * C + v * VW, sizeof(V));
+      old += sum[cc][v];
+      std::memcpy(a + cc * C + v * VW, &old, sizeof(V));
+    }
+}
+
 template <class T, int NV, int CB>
 void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   using V = typename VecOf<T>::type;
@@ -724,6 +763,7 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
   const std::int64_t wsize = g.K() * Cg * C;
   const PaddedImage pi = padded_image(g);
   const std::int64_t Hp = pi.Hp, Wp = pi.Wp, pimg = pi.size, pix_out = g.Do * g.Ho * g.Wo;
+  const std::int64_t pstride = pimg + CB;  // each padded image, then CB zeros
   const std::vector<PaddedRun> runs = padded_runs(g, pi);
   std::vector<std::int64_t> pixoff(static_cast<std::size_t>(pix_out));
   for (std::int64_t od = 0, r = 0; od < g.Do; ++od)
@@ -732,49 +772,32 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
         pixoff[r] = ((od * g.sd * Hp + oh * g.sh) * Wp + ow * g.sw) * Cin;
   const double macs = double(g.rows()) * wsize;
   const int nt = macs >= kMinParallelMacs && g.N > 1 ? max_threads() : 1;
-  Workspace<T> part(std::size_t(nt) * wsize), pad(std::size_t(nt) * pimg);
+  Workspace<T> part(std::size_t(nt) * wsize), pad(std::size_t(nt) * pstride);
   std::fill(part.get(), part.get() + nt * wsize, T(0));
   parallel_items(nt, 2, [&](std::int64_t tlo, std::int64_t thi) {
     for (std::int64_t t = tlo; t < thi; ++t) {
       T* acc = part.get() + t * wsize;
-      T* xp = pad.get() + t * pimg;
+      T* xp = pad.get() + t * pstride;
+      std::fill(xp + pimg, xp + pstride, T(0));
       for (std::int64_t n = g.N * t / nt; n < g.N * (t + 1) / nt; ++n) {
         fill_padded_image(g, pi, x, n, xp);
         const T* g_img = grad + n * pix_out * C;
-        for (std::int64_t grp = 0; grp < g.G; ++grp)
-        for (const PaddedRun& run : runs)
-          for (std::int64_t j0 = 0; j0 < run.len; j0 += CB) {
-            const int cb = int(std::min<std::int64_t>(CB, run.len - j0));
-            T* a = acc + (run.widx + j0) * C + grp * Coutg;  // entry cc at a + cc * C
-            const T* xb = xp + run.off + grp * Cg + j0;
-            V sum[CB][NV];
-            for (int cc = 0; cc < CB; ++cc)
-              for (int v = 0; v < NV; ++v)
-                if (cc < cb) std::memcpy(&sum[cc][v], a + cc * C + v * VW, sizeof(V));
-                else sum[cc][v] = V{};
-            if (cb == CB) {
-              for (std::int64_t r = 0; r < pix_out; ++r) {
-                const T* xr = xb + pixoff[r];
-                V gv[NV];
-                for (int v = 0; v < NV; ++v)
-                  std::memcpy(&gv[v], g_img + r * C + grp * Coutg + v * VW, sizeof(V));
-#pragma GCC unroll 16
-                for (int cc = 0; cc < CB; ++cc)
-                  for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
-              }
-            } else {
-              for (std::int64_t r = 0; r < pix_out; ++r) {
-                const T* xr = xb + pixoff[r];
-                V gv[NV];
-                for (int v = 0; v < NV; ++v)
-                  std::memcpy(&gv[v], g_img + r * C + grp * Coutg + v * VW, sizeof(V));
-                for (int cc = 0; cc < cb; ++cc)
-                  for (int v = 0; v < NV; ++v) sum[cc][v] += xr[cc] * gv[v];
-              }
-            }
-            for (int cc = 0; cc < cb; ++cc)
-              for (int v = 0; v < NV; ++v) std::memcpy(a + cc * C + v * VW, &sum[cc][v], sizeof(V));
-          }
+        for (std::int64_t r0 = 0; r0 < pix_out; r0 += kWgradPixels) {
+          const std::int64_t r1 = std::min(r0 + kWgradPixels, pix_out);
+          for (std::int64_t grp = 0; grp < g.G; ++grp)
+            for (std::int64_t co0 = grp * Coutg; co0 < (grp + 1) * Coutg; co0 += NV * VW)
+              for (const PaddedRun& run : runs)
+                for (std::int64_t j0 = 0; j0 < run.len; j0 += CB) {
+                  const int cb = int(std::min<std::int64_t>(CB, run.len - j0));
+                  T* a = acc + (run.widx + j0) * C + co0;
+                  const T* xb = xp + run.off + grp * Cg + j0;
+                  const T* gb = g_img + co0;
+                  if (cb <= CB / 2)  // a short last block: half the registers, half the work
+                    padded_wgrad_block<T, NV, CB / 2>(xb, pixoff.data(), gb, C, r0, r1, a, cb);
+                  else
+                    padded_wgrad_block<T, NV, CB>(xb, pixoff.data(), gb, C, r0, r1, a, cb);
+                }
+        }
       }
     }
   });
@@ -956,6 +979,16 @@ void conv_forward_scatter(const ConvGeom& g, const T* x, const T* w, T* out) {
 
 // ---- entry points ----------------------------------------------------------------------------
 
+/// Widest C_out per group for the padded-image direct kernels (slices of two vectors);
+/// wider layers go to im2col + GEMM.  With AVX-512 one slice (measured: the GEMM wins
+/// beyond it); with AVX2 up to kDirectMaxCoutAvx2 output channels.
+constexpr std::int64_t kDirectMaxCoutAvx2 = 64;
+
+template <class T>
+constexpr std::int64_t direct_max_coutg() {
+  return kVecBytes == 64 ? 2 * std::int64_t(kVecBytes / sizeof(T)) : kDirectMaxCoutAvx2;
+}
+
 template <class T>
 void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   if (g.Cg() == 1 && g.G > 1) {
@@ -970,7 +1003,8 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   if (g.idd > 1 || g.idh > 1 || g.idw > 1) return conv_forward_scatter(g, x, w, out);
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
   if (Coutg == VW) return dense_forward_padded<T, 1, 8>(g, x, w, out);
-  if (Coutg == 2 * VW) return dense_forward_padded<T, 2, 6>(g, x, w, out);
+  if (Coutg % (2 * VW) == 0 && Coutg <= direct_max_coutg<T>())
+    return dense_forward_padded<T, 2, 6>(g, x, w, out);
   const ConvScratch<T> scratch(g.K(), max_threads(), false);
   for (std::int64_t grp = 0; grp < g.G; ++grp)
     gemm_packed(M, Coutg, Kdim, Im2colPackA<T>{g, x, grp, scratch}, w + grp * Coutg, g.Cout, 1,
@@ -1000,12 +1034,15 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
     return depthwise_backward_weight(g, x, grad, dw);
   }
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
+  // entries per register block: CB x NV partial vectors, plus the grad vectors and one
+  // broadcast, within the 32 (AVX-512) or 16 (AVX2) vector registers
+  constexpr int CB1 = kVecBytes == 64 ? 16 : 12, CB2 = kVecBytes == 64 ? 12 : 6;
   const bool dense_direct = g.idd == 1 && g.idh == 1 && g.idw == 1;
-  if (dense_direct && Coutg == VW) return dense_backward_weight_padded<T, 1, 16>(g, x, grad, dw);
-  if (dense_direct && Coutg == 2 * VW)
-    return dense_backward_weight_padded<T, 2, 12>(g, x, grad, dw);
-  if (Coutg == VW) return grouped_backward_weight_direct<T, 1, 16>(g, x, grad, dw);
-  if (Coutg == 2 * VW) return grouped_backward_weight_direct<T, 2, 12>(g, x, grad, dw);
+  if (dense_direct && Coutg == VW) return dense_backward_weight_padded<T, 1, CB1>(g, x, grad, dw);
+  if (dense_direct && Coutg % (2 * VW) == 0 && Coutg <= direct_max_coutg<T>())
+    return dense_backward_weight_padded<T, 2, CB2>(g, x, grad, dw);
+  if (Coutg == VW) return grouped_backward_weight_direct<T, 1, CB1>(g, x, grad, dw);
+  if (Coutg == 2 * VW) return grouped_backward_weight_direct<T, 2, CB2>(g, x, grad, dw);
   const int nt = M >= 256 && double(M) * wsize >= kMinParallelMacs ? max_threads() : 1;
   const std::int64_t block =
       std::max<std::int64_t>(1, std::int64_t(kIm2colBlockBytes / sizeof(T)) / width);
