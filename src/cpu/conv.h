@@ -268,7 +268,9 @@ template <class T, int NP>
 inline void depthwise_pixel_block(const DwLine<T>& l, std::int64_t off, std::int64_t c0, T* o) {
   using V = typename VecOf<T>::type;
   constexpr int VW = int(sizeof(V) / sizeof(T));
-  V acc[NP][2] = {};
+  V acc[NP][2];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p) acc[p][0] = acc[p][1] = V{};
   for (std::int64_t r = 0; r < l.nr; ++r) {
     const T* xr = l.rowp[r] + off;
     const T* wr = l.wrow[r] + c0;
@@ -286,9 +288,11 @@ inline void depthwise_pixel_block(const DwLine<T>& l, std::int64_t off, std::int
       }
     }
   }
+#pragma GCC unroll 8
   for (int p = 0; p < NP; ++p) {
-    std::memcpy(o + p * l.C, &acc[p][0], sizeof(V));
-    std::memcpy(o + p * l.C + VW, &acc[p][1], sizeof(V));
+    const V a0 = acc[p][0], a1 = acc[p][1];  // by value: stored straight from the registers
+    std::memcpy(o + p * l.C, &a0, sizeof(V));
+    std::memcpy(o + p * l.C + VW, &a1, sizeof(V));
   }
 }
 
