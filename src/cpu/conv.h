@@ -8,8 +8,8 @@
 //   * input dilation > 1 (the input gradient of a strided conv, built by the op layer):
 //     GEMM of the input pixels with the repacked weight, then col2im scatter-add
 //     (conv_forward_scatter): the taps that would read the holes are never multiplied.
-//   * C_out per group of one SIMD vector, or a multiple of two up to direct_max_coutg() (the
-//     stem, 16/32-channel layers, grouped layers; with AVX2 also 64-channel layers): direct
+//   * C_out per group of one SIMD vector, or a multiple of two where direct_slices() says so
+//     (the stem, 16/32-channel layers, grouped layers; with AVX2 also wider layers): direct
 //     kernels over a per-thread zero-padded image (dense_forward_padded,
 //     dense_backward_weight_padded): taps at fixed offsets, each kernel row of a dense conv
 //     one contiguous (kw, channel) run, outputs or partials in vector registers.
@@ -983,14 +983,22 @@ void conv_forward_scatter(const ConvGeom& g, const T* x, const T* w, T* out) {
 
 // ---- entry points ----------------------------------------------------------------------------
 
-/// Widest C_out per group for the padded-image direct kernels (slices of two vectors);
-/// wider layers go to im2col + GEMM.  With AVX-512 one slice (measured: the GEMM wins
-/// beyond it); with AVX2 up to kDirectMaxCoutAvx2 output channels.
+/// Whether the padded-image direct kernels take a layer whose C_out per group is a multiple
+/// of two vectors (processed in slices of two).  With AVX-512: only one slice (measured: the
+/// GEMM wins beyond it).  With AVX2: up to kDirectMaxCoutAvx2 output channels per group at
+/// any size, wider ones on images of at least kDirectMinPixels output pixels (on tiny
+/// images most of a pixel block is padding and the GEMM wins).
 constexpr std::int64_t kDirectMaxCoutAvx2 = 64;
+constexpr std::int64_t kDirectMinPixels = 64;
 
 template <class T>
-constexpr std::int64_t direct_max_coutg() {
-  return kVecBytes == 64 ? 2 * std::int64_t(kVecBytes / sizeof(T)) : kDirectMaxCoutAvx2;
+bool direct_slices(const ConvGeom& g) {
+  constexpr std::int64_t VW = kVecBytes / sizeof(T);
+  const std::int64_t Coutg = g.Coutg();
+  if (Coutg % (2 * VW) != 0) return false;
+  if (Coutg == 2 * VW) return true;
+  if (kVecBytes == 64) return false;
+  return Coutg <= kDirectMaxCoutAvx2 || g.Do * g.Ho * g.Wo >= kDirectMinPixels;
 }
 
 template <class T>
@@ -1007,8 +1015,7 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
   if (g.idd > 1 || g.idh > 1 || g.idw > 1) return conv_forward_scatter(g, x, w, out);
   constexpr std::int64_t VW = kVecBytes / sizeof(T);
   if (Coutg == VW) return dense_forward_padded<T, 1, 8>(g, x, w, out);
-  if (Coutg % (2 * VW) == 0 && Coutg <= direct_max_coutg<T>())
-    return dense_forward_padded<T, 2, 6>(g, x, w, out);
+  if (direct_slices<T>(g)) return dense_forward_padded<T, 2, 6>(g, x, w, out);
   const ConvScratch<T> scratch(g.K(), max_threads(), false);
   for (std::int64_t grp = 0; grp < g.G; ++grp)
     gemm_packed(M, Coutg, Kdim, Im2colPackA<T>{g, x, grp, scratch}, w + grp * Coutg, g.Cout, 1,
@@ -1043,7 +1050,7 @@ void conv_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   constexpr int CB1 = kVecBytes == 64 ? 16 : 12, CB2 = kVecBytes == 64 ? 12 : 6;
   const bool dense_direct = g.idd == 1 && g.idh == 1 && g.idw == 1;
   if (dense_direct && Coutg == VW) return dense_backward_weight_padded<T, 1, CB1>(g, x, grad, dw);
-  if (dense_direct && Coutg % (2 * VW) == 0 && Coutg <= direct_max_coutg<T>())
+  if (dense_direct && direct_slices<T>(g))
     return dense_backward_weight_padded<T, 2, CB2>(g, x, grad, dw);
   if (Coutg == VW) return grouped_backward_weight_direct<T, 1, CB1>(g, x, grad, dw);
   if (Coutg == 2 * VW) return grouped_backward_weight_direct<T, 2, CB2>(g, x, grad, dw);

@@ -449,6 +449,10 @@ def conv_cases():
     cases.append([2, 1, 20, 20, 40, 1, 3, 3, 24, 1, 20, 20, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
     cases.append([3, 1, 12, 12, 64, 1, 3, 3, 64, 1, 12, 12, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 64])
     cases.append([2, 1, 11, 11, 40, 1, 3, 3, 64, 1, 11, 11, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    # C_out per group 80 on an image of 81 output pixels: with AVX2 the direct kernels in
+    # five slices of two float vectors (ten of two double vectors); with AVX-512 im2col + GEMM
+    cases.append([1, 1, 9, 9, 5, 1, 3, 3, 80, 1, 9, 9, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    cases.append([2, 1, 9, 9, 6, 1, 3, 3, 160, 1, 9, 9, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2])
     # input dilation 2 with K * C_out past the GEMM's blocks (strided input gradient)
     cases.append([2, 1, 6, 6, 24, 1, 3, 3, 40, 1, 12, 12, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 2, 2, 1])
     return cases
