@@ -306,7 +306,9 @@ class NDArray:
     @staticmethod
     def _fresh(shape, device, dtype):
         """A new compact array (uninitialised) of int-tuple ``shape``."""
-        return NDArray._view(shape, _compact_strides(shape), device, device.Array(prod(shape), dtype))
+        return NDArray._view(
+            shape, _compact_strides(shape), device, device.Array(prod(shape), dtype)
+        )
 
     # --- properties -------------------------------------------------------------------
     @property
@@ -380,7 +382,9 @@ class NDArray:
         if self.is_compact():
             return self
         if self._offset == 0 and prod(self._shape) == self._handle.size and self.is_compact_view():
-            return NDArray._view(self._shape, _compact_strides(self._shape), self._device, self._handle)
+            return NDArray._view(
+                self._shape, _compact_strides(self._shape), self._device, self._handle
+            )
         return self.copy()
 
     # --- views ------------------------------------------------------------------------
@@ -420,23 +424,33 @@ class NDArray:
         if -1 in new_shape:
             known = prod(s for s in new_shape if s != -1)
             if known == 0 or self.size % known:
-                raise ValueError(f"reshape: cannot reshape array of shape {self.shape} into {new_shape}")
+                raise ValueError(
+                    f"reshape: cannot reshape array of shape {self.shape} into {new_shape}"
+                )
             new_shape = tuple(self.size // known if s == -1 else s for s in new_shape)
         if prod(new_shape) != self.size or builtins.any(s < 0 for s in new_shape):
-            raise ValueError(f"reshape: cannot reshape array of shape {self.shape} into {new_shape}")
+            raise ValueError(
+                f"reshape: cannot reshape array of shape {self.shape} into {new_shape}"
+            )
         base = self if self.is_compact_view() else self.compact()
-        return NDArray._view(new_shape, _compact_strides(new_shape), self._device, base._handle, base._offset)
+        return NDArray._view(
+            new_shape, _compact_strides(new_shape), self._device, base._handle, base._offset
+        )
 
     def is_compact_view(self):
         """Row-major strides (the buffer may be larger than the view)."""
         return all(
-            st == cs for st, cs, d in zip(self._strides, _compact_strides(self._shape), self._shape) if d != 1
+            st == cs
+            for st, cs, d in zip(self._strides, _compact_strides(self._shape), self._shape)
+            if d != 1
         )
 
     def permute(self, new_axes):
         new_axes = tuple(a + self.ndim if a < 0 else a for a in new_axes)
         if sorted(new_axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {new_axes} is not a permutation of the axes of shape {self.shape}")
+            raise ValueError(
+                f"permute: {new_axes} is not a permutation of the axes of shape {self.shape}"
+            )
         return self._restride(
             tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes)
         )
@@ -464,13 +478,17 @@ class NDArray:
         if isinstance(other, NDArray):
             self._check_same_device(other, "setitem")
             if other.size != view.size:
-                raise ValueError(f"setitem: value of shape {other.shape} does not fit view {view.shape}")
+                raise ValueError(
+                    f"setitem: value of shape {other.shape} does not fit view {view.shape}"
+                )
             other = other.compact()
             if other._handle is self._handle:
                 other = other.copy()  # e.g. a[::-1] = a: never read what is being overwritten
             if other.dtype != self.dtype:
                 other = other.astype(self.dtype)
-            self.device.ewise_setitem(other._handle, view._handle, view.shape, view.strides, view._offset)
+            self.device.ewise_setitem(
+                other._handle, view._handle, view.shape, view.strides, view._offset
+            )
         else:
             self.device.scalar_setitem(
                 view.size, float(other), view._handle, view.shape, view.strides, view._offset
@@ -493,7 +511,9 @@ class NDArray:
     def pad(self, axes):
         """Zero padding: ``axes`` gives (before, after) for every axis."""
         if len(axes) != self.ndim or builtins.any(lo < 0 or hi < 0 for lo, hi in axes):
-            raise ValueError(f"pad: need one non-negative (before, after) per axis of {self.shape}, got {axes}")
+            raise ValueError(
+                f"pad: need one non-negative (before, after) per axis of {self.shape}, got {axes}"
+            )
         out = self.device.full(
             tuple(d + lo + hi for d, (lo, hi) in zip(self._shape, axes)), 0.0, self.dtype
         )
@@ -504,7 +524,8 @@ class NDArray:
     def _check_same_device(self, other, what):
         if other._device is not self._device and other._device != self._device:
             raise ValueError(
-                f"{what}: arrays on different devices: {self.device!r} {self.shape} and {other.device!r} {other.shape}"
+                f"{what}: arrays on different devices: {self.device!r} {self.shape} and "
+                f"{other.device!r} {other.shape}"
             )
 
     def _dense(self):
@@ -538,7 +559,8 @@ class NDArray:
             self._check_same_device(other, ewise_name)
             if other._handle.dtype != self._handle.dtype:
                 raise TypeError(
-                    f"{ewise_name}: dtype mismatch {self.dtype} {self.shape} vs {other.dtype} {other.shape}"
+                    f"{ewise_name}: dtype mismatch {self.dtype} {self.shape} vs "
+                    f"{other.dtype} {other.shape}"
                 )
             a, b = self, other
             if a._shape == b._shape and _same_strides(a, b) and a._dense():
@@ -575,7 +597,11 @@ class NDArray:
         return self._binary(other, "ewise_sub", "scalar_sub")
 
     def __rsub__(self, other):
-        return self._binary(other, "ewise_sub", "scalar_rsub") if not isinstance(other, NDArray) else other - self
+        return (
+            self._binary(other, "ewise_sub", "scalar_rsub")
+            if not isinstance(other, NDArray)
+            else other - self
+        )
 
     def __mul__(self, other):
         return self._binary(other, "ewise_mul", "scalar_mul")
@@ -651,13 +677,17 @@ class NDArray:
         if self._handle.dtype != other._handle.dtype:
             raise TypeError(f"matmul: dtype mismatch {self.dtype} vs {other.dtype}")
         if self.ndim < 2 or other.ndim < 2:
-            raise ValueError(f"matmul: both operands need >= 2 axes, got {self.shape} @ {other.shape}")
+            raise ValueError(
+                f"matmul: both operands need >= 2 axes, got {self.shape} @ {other.shape}"
+            )
         (m, n), (n2, p) = self.shape[-2:], other.shape[-2:]
         if n != n2:
             raise ValueError(f"matmul: inner dimensions differ: {self.shape} @ {other.shape}")
         if self.ndim == 2 and other.ndim == 2:
             out = NDArray._fresh((m, p), self._device, self._handle.dtype)
-            self._device.matmul(self.compact()._handle, other.compact()._handle, out._handle, m, n, p)
+            self._device.matmul(
+                self.compact()._handle, other.compact()._handle, out._handle, m, n, p
+            )
             return out
         batch_shape = broadcast_shapes(self.shape[:-2], other.shape[:-2])
         a = _batched_operand(self, batch_shape)
@@ -665,8 +695,15 @@ class NDArray:
         batch = prod(batch_shape)
         out = NDArray.make((*batch_shape, m, p), device=self.device, dtype=self.dtype)
         self.device.matmul_batched(
-            a._handle, b._handle, out._handle, batch, m, n, p,
-            m * n if a.size > m * n else 0, n * p if b.size > n * p else 0,
+            a._handle,
+            b._handle,
+            out._handle,
+            batch,
+            m,
+            n,
+            p,
+            m * n if a.size > m * n else 0,
+            n * p if b.size > n * p else 0,
         )
         return out
 
@@ -713,7 +750,9 @@ def _add_row(x, v):
         return None
     row = _packed(NDArray._view((1, c), (c, 1), v._device, v._handle, v._offset), c)
     ones = _ones_row(x._device, x._handle.dtype, c)
-    out = rows_affine(NDArray._view((prod(x._shape) // c, c), (c, 1), x._device, x._handle), ones, row)
+    out = rows_affine(
+        NDArray._view((prod(x._shape) // c, c), (c, 1), x._device, x._handle), ones, row
+    )
     return NDArray._view(x._shape, x._strides, out._device, out._handle)
 
 
@@ -857,7 +896,9 @@ def conv_forward(a, b, geometry, out_shape):
 
 def conv_backward_weight(a, grad, geometry, weight_shape):
     out = NDArray.make(weight_shape, device=a.device, dtype=a.dtype)
-    a.device.conv_backward_weight(a.compact()._handle, grad.compact()._handle, out._handle, list(geometry))
+    a.device.conv_backward_weight(
+        a.compact()._handle, grad.compact()._handle, out._handle, list(geometry)
+    )
     return out
 
 
@@ -869,7 +910,9 @@ def maxpool_forward(a, geometry, out_shape):
 
 def maxpool_backward(a, grad, geometry):
     out = NDArray.make(a.shape, device=a.device, dtype=a.dtype)
-    a.device.maxpool_backward(a.compact()._handle, grad.compact()._handle, out._handle, list(geometry))
+    a.device.maxpool_backward(
+        a.compact()._handle, grad.compact()._handle, out._handle, list(geometry)
+    )
     return out
 
 
@@ -885,12 +928,17 @@ def concat_flat(arrays, out=None):
     if out is None:
         out = NDArray.make((total,), device=arrays[0].device, dtype=arrays[0].dtype)
     elif out.shape != (total,):
-        raise ValueError(f"concat_flat: out has shape {out.shape}, the arrays hold {total} elements")
+        raise ValueError(
+            f"concat_flat: out has shape {out.shape}, the arrays hold {total} elements"
+        )
     offset = 0
     for a in arrays:
         n = prod(a._shape)
         if a.device != out.device or a.dtype != out.dtype:
-            raise ValueError(f"concat_flat: array {a.shape} is {a.dtype} on {a.device}, out is {out.dtype} on {out.device}")
+            raise ValueError(
+                f"concat_flat: array {a.shape} is {a.dtype} on {a.device}, "
+                f"out is {out.dtype} on {out.device}"
+            )
         a = a.compact()
         out.device.ewise_setitem(a._handle, out._handle, (n,), (1,), out._offset + offset)
         offset += n
@@ -901,7 +949,9 @@ def split_flat(flat, shapes):
     """Compact arrays of ``shapes`` holding consecutive pieces of 1-D ``flat`` (copies)."""
     total = builtins.sum(prod(shape) for shape in shapes)
     if flat.ndim != 1 or flat._strides != (1,) or total != prod(flat._shape):
-        raise ValueError(f"split_flat: shapes {shapes} do not cover a 1-D array of shape {flat.shape}")
+        raise ValueError(
+            f"split_flat: shapes {shapes} do not cover a 1-D array of shape {flat.shape}"
+        )
     out, offset = [], flat._offset
     for shape in shapes:
         n = prod(shape)

@@ -159,7 +159,9 @@ def _graph_gradient(g, x, weight, bias, eps):
     x_hat = centered * spread(inv_std)
     grad_bias = summation(g, axes)
     grad_weight = summation(g * x_hat, axes)
-    grad_x = spread(weight * inv_std) * (g - spread(grad_bias / m) - x_hat * spread(grad_weight / m))
+    grad_x = spread(weight * inv_std) * (
+        g - spread(grad_bias / m) - x_hat * spread(grad_weight / m)
+    )
     return grad_x, grad_weight, grad_bias
 
 
