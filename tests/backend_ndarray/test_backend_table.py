@@ -453,6 +453,9 @@ def conv_cases():
     # five slices of two float vectors (ten of two double vectors); with AVX-512 im2col + GEMM
     cases.append([1, 1, 9, 9, 5, 1, 3, 3, 80, 1, 9, 9, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
     cases.append([2, 1, 9, 9, 6, 1, 3, 3, 160, 1, 9, 9, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2])
+    # past the 2^20 multiply-adds that start the threads: depthwise lines, direct slices
+    cases.append([2, 1, 40, 40, 80, 1, 3, 3, 80, 1, 40, 40, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 80])
+    cases.append([3, 1, 12, 12, 16, 1, 3, 3, 80, 1, 12, 12, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
     # input dilation 2 with K * C_out past the GEMM's blocks (strided input gradient)
     cases.append([2, 1, 6, 6, 24, 1, 3, 3, 40, 1, 12, 12, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 2, 2, 1])
     return cases
