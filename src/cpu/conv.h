@@ -624,13 +624,13 @@ inline std::vector<PaddedRun> padded_runs(const ConvGeom& g, const PaddedImage& 
   return runs;
 }
 
-/// xp (pi.size elements) <- image n of x, zero-padded: zeros, then the input rows the
-/// windows reach.
+/// xp (pi.size elements) <- image n of x, zero-padded: the input rows the windows reach are
+/// copied; everything else must already be zero (the kernels zero each thread's buffer once
+/// per call, and every image copies the same region).
 template <class T>
-void fill_padded_image(const ConvGeom& g, const PaddedImage& pi, const T* x, std::int64_t n,
+void copy_padded_image(const ConvGeom& g, const PaddedImage& pi, const T* x, std::int64_t n,
                        T* xp) {
   const std::int64_t Cin = g.Cin, Hp = pi.Hp, Wp = pi.Wp;
-  std::fill(xp, xp + pi.size, T(0));
   const std::int64_t w_lo = std::max<std::int64_t>(0, g.pw);
   const std::int64_t w_hi = std::min<std::int64_t>(Wp, g.Wi + g.pw);
   if (w_lo >= w_hi) return;
@@ -649,14 +649,15 @@ void fill_padded_image(const ConvGeom& g, const PaddedImage& pi, const T* x, std
 
 /// Forward without im2col or tap tables, for C_out per group a multiple of NV vectors and no
 /// input dilation (dense and grouped): threads take whole images; each image is first copied
-/// into a per-thread zero-padded buffer (the extent the windows reach: ((O-1)*s + (k-1)*d + 1)
-/// per axis, bounded by one image), so every tap is in bounds and sits at a fixed offset from
-/// the pixel's base pointer.  For each block of P output pixels the groups, and within a
-/// group the slices of NV vectors of output channels, run one after the other (the block's
-/// input windows stay in L1 across them); with groups == 1 and dilation 1 the (kw, channel)
-/// pairs of a kernel row are one contiguous run of KW * C_in elements in both the padded
-/// image and the weight.  The inner loop runs over a run with P output pixels x NV vectors of
-/// accumulators in registers.  The 3-channel stem: 7 runs of 21 instead of 49 taps of 3.
+/// into a per-thread zero-padded buffer (zeroed once per call; the extent the windows reach:
+/// ((O-1)*s + (k-1)*d + 1) per axis, bounded by one image), so every tap is in bounds and
+/// sits at a fixed offset from the pixel's base pointer.  For each block of P output pixels
+/// the groups, and within a group the slices of NV vectors of output channels, run one after
+/// the other (the block's input windows stay in L1 across them); with groups == 1 and
+/// dilation 1 the (kw, channel) pairs of a kernel row are one contiguous run of KW * C_in
+/// elements in both the padded image and the weight.  The inner loop runs over a run with
+/// P output pixels x NV vectors of accumulators in registers.  The 3-channel stem: 7 runs of
+/// 21 instead of 49 taps of 3.
 template <class T, int NV, int P>
 void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   using V = typename VecOf<T>::type;
@@ -671,8 +672,9 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   Workspace<T> pad(std::size_t(slots) * pimg);
   parallel_items(g.N, par ? 2 : INT64_MAX, [&](std::int64_t lo, std::int64_t hi) {
     T* xp = pad.get() + std::size_t(thread_slot(slots)) * pimg;
+    std::fill(xp, xp + pimg, T(0));  // the padding; each image then copies its rows in
     for (std::int64_t n = lo; n < hi; ++n) {
-      fill_padded_image(g, pi, x, n, xp);
+      copy_padded_image(g, pi, x, n, xp);
       T* o_img = out + n * pix_out * C;
       std::int64_t od = 0, oh = 0, ow = 0;
       for (std::int64_t r0 = 0; r0 < pix_out; r0 += P) {
@@ -782,9 +784,9 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
     for (std::int64_t t = tlo; t < thi; ++t) {
       T* acc = part.get() + t * wsize;
       T* xp = pad.get() + t * pstride;
-      std::fill(xp + pimg, xp + pstride, T(0));
+      std::fill(xp, xp + pstride, T(0));  // padding and slack; images copy their rows in
       for (std::int64_t n = g.N * t / nt; n < g.N * (t + 1) / nt; ++n) {
-        fill_padded_image(g, pi, x, n, xp);
+        copy_padded_image(g, pi, x, n, xp);
         const T* g_img = grad + n * pix_out * C;
         for (std::int64_t r0 = 0; r0 < pix_out; r0 += kWgradPixels) {
           const std::int64_t r1 = std::min(r0 + kWgradPixels, pix_out);

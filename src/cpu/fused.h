@@ -48,7 +48,8 @@ void rows_affine(const T* a, const T* b, const T* s, const T* t, const T* u, T* 
                      const T* br = b + r * cols;
                      T* o = out + r * cols;
 #pragma omp simd
-                     for (std::int64_t c = 0; c < cols; ++c) o[c] = ar[c] * s[c] + br[c] * t[c] + u[c];
+                     for (std::int64_t c = 0; c < cols; ++c)
+                       o[c] = ar[c] * s[c] + br[c] * t[c] + u[c];
                    }
                  });
 }
