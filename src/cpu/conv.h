@@ -586,9 +586,13 @@ inline void next_pos(const ConvGeom& g, OutPos& p) {
 }
 
 /// The zero-padded image of the padded-image kernels below: the extent the windows reach,
-/// ((O-1)*s + (k-1)*d + 1) per axis, so every tap of every output pixel is in bounds.
+/// ((O-1)*s + (k-1)*d + 1) per axis, so every tap of every output pixel is in bounds.  It is
+/// stored group-planar, (G, Dp, Hp, Wp, Cg): a group's channels of neighbouring pixels are
+/// neighbours in memory, so a pass over one group's windows uses whole cache lines and every
+/// set of the L1 (a (Dp, Hp, Wp, C_in) image would use a quarter of the sets at 64 channels
+/// in 4 groups, evicting its own lines).  With groups == 1 the two layouts are the same.
 struct PaddedImage {
-  std::int64_t Dp, Hp, Wp, size;  // size = Dp * Hp * Wp * C_in elements
+  std::int64_t Dp, Hp, Wp, plane, size;  // plane = Dp * Hp * Wp * Cg, size = G * plane
 };
 
 inline PaddedImage padded_image(const ConvGeom& g) {
@@ -596,29 +600,30 @@ inline PaddedImage padded_image(const ConvGeom& g) {
   pi.Dp = (g.Do - 1) * g.sd + (g.KD - 1) * g.dd + 1;
   pi.Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1;
   pi.Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
-  pi.size = pi.Dp * pi.Hp * pi.Wp * g.Cin;
+  pi.plane = pi.Dp * pi.Hp * pi.Wp * g.Cg();
+  pi.size = g.G * pi.plane;
   return pi;
 }
 
-/// A contiguous run of one kernel row: its offset in the padded image, its first weight row
-/// and its length.  With groups == 1 and dilation 1 a whole (kw, channel) row is one run;
-/// otherwise each tap is a run of Cg channels.
+/// A contiguous run of one kernel row: its offset in a group plane of the padded image, its
+/// first weight row and its length.  With groups == 1 and dilation 1 a whole (kw, channel)
+/// row is one run; otherwise each tap is a run of Cg channels.
 struct PaddedRun {
   std::int64_t off, widx, len;
 };
 
 inline std::vector<PaddedRun> padded_runs(const ConvGeom& g, const PaddedImage& pi) {
-  const std::int64_t Cin = g.Cin, Cg = g.Cg();
+  const std::int64_t Cg = g.Cg();
   std::vector<PaddedRun> runs;
   for (std::int64_t kd = 0; kd < g.KD; ++kd)
     for (std::int64_t kh = 0; kh < g.KH; ++kh) {
-      const std::int64_t row_off = ((kd * g.dd) * pi.Hp + kh * g.dh) * pi.Wp * Cin;
+      const std::int64_t row_off = ((kd * g.dd) * pi.Hp + kh * g.dh) * pi.Wp * Cg;
       const std::int64_t k0 = (kd * g.KH + kh) * g.KW;
       if (g.G == 1 && g.dw == 1) {
-        runs.push_back({row_off, k0 * Cin, g.KW * Cin});
+        runs.push_back({row_off, k0 * Cg, g.KW * Cg});
       } else {
         for (std::int64_t kw = 0; kw < g.KW; ++kw)
-          runs.push_back({row_off + kw * g.dw * Cin, (k0 + kw) * Cg, Cg});
+          runs.push_back({row_off + kw * g.dw * Cg, (k0 + kw) * Cg, Cg});
       }
     }
   return runs;
@@ -630,7 +635,7 @@ inline std::vector<PaddedRun> padded_runs(const ConvGeom& g, const PaddedImage& 
 template <class T>
 void copy_padded_image(const ConvGeom& g, const PaddedImage& pi, const T* x, std::int64_t n,
                        T* xp) {
-  const std::int64_t Cin = g.Cin, Hp = pi.Hp, Wp = pi.Wp;
+  const std::int64_t Cin = g.Cin, Cg = g.Cg(), Hp = pi.Hp, Wp = pi.Wp;
   const std::int64_t w_lo = std::max<std::int64_t>(0, g.pw);
   const std::int64_t w_hi = std::min<std::int64_t>(Wp, g.Wi + g.pw);
   if (w_lo >= w_hi) return;
@@ -640,9 +645,15 @@ void copy_padded_image(const ConvGeom& g, const PaddedImage& pi, const T* x, std
     for (std::int64_t hp = 0; hp < Hp; ++hp) {
       const std::int64_t ih = hp - g.ph;
       if (ih < 0 || ih >= g.Hi) continue;
-      std::memcpy(xp + ((dp * Hp + hp) * Wp + w_lo) * Cin,
-                  x + (((n * g.Di + id) * g.Hi + ih) * g.Wi + (w_lo - g.pw)) * Cin,
-                  (w_hi - w_lo) * Cin * sizeof(T));
+      const T* src = x + (((n * g.Di + id) * g.Hi + ih) * g.Wi + (w_lo - g.pw)) * Cin;
+      T* dst = xp + ((dp * Hp + hp) * Wp + w_lo) * Cg;
+      if (g.G == 1) {
+        std::memcpy(dst, src, (w_hi - w_lo) * Cin * sizeof(T));
+        continue;
+      }
+      for (std::int64_t wp = w_lo; wp < w_hi; ++wp, src += Cin, dst += Cg)
+        for (std::int64_t grp = 0; grp < g.G; ++grp)
+          std::memcpy(dst + grp * pi.plane, src + grp * Cg, Cg * sizeof(T));
     }
   }
 }
@@ -682,7 +693,7 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
         const T* base[P];
         for (int p = 0; p < P; ++p) {
           if (p < np) {
-            base[p] = xp + ((od * g.sd * Hp + oh * g.sh) * Wp + ow * g.sw) * Cin;
+            base[p] = xp + ((od * g.sd * Hp + oh * g.sh) * Wp + ow * g.sw) * Cg;
             if (++ow == g.Wo) {
               ow = 0;
               if (++oh == g.Ho) {
@@ -701,7 +712,7 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
               for (int v = 0; v < NV; ++v) acc[p][v] = V{};
             for (const PaddedRun& run : runs) {
               const T* wr = w + run.widx * C + co0;
-              const std::int64_t off = run.off + grp * Cg;
+              const std::int64_t off = run.off + grp * pi.plane;
               for (std::int64_t j = 0; j < run.len; ++j) {
                 V wv[NV];
                 for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], wr + j * C + v * VW, sizeof(V));
@@ -775,7 +786,7 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
   for (std::int64_t od = 0, r = 0; od < g.Do; ++od)
     for (std::int64_t oh = 0; oh < g.Ho; ++oh)
       for (std::int64_t ow = 0; ow < g.Wo; ++ow, ++r)
-        pixoff[r] = ((od * g.sd * Hp + oh * g.sh) * Wp + ow * g.sw) * Cin;
+        pixoff[r] = ((od * g.sd * Hp + oh * g.sh) * Wp + ow * g.sw) * Cg;
   const double macs = double(g.rows()) * wsize;
   const int nt = macs >= kMinParallelMacs && g.N > 1 ? max_threads() : 1;
   Workspace<T> part(std::size_t(nt) * wsize), pad(std::size_t(nt) * pstride);
@@ -796,7 +807,7 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
                 for (std::int64_t j0 = 0; j0 < run.len; j0 += CB) {
                   const int cb = int(std::min<std::int64_t>(CB, run.len - j0));
                   T* a = acc + (run.widx + j0) * C + co0;
-                  const T* xb = xp + run.off + grp * Cg + j0;
+                  const T* xb = xp + run.off + grp * pi.plane + j0;
                   const T* gb = g_img + co0;
                   if (cb <= CB / 2)  // a short last block: half the registers, half the work
                     padded_wgrad_block<T, NV, CB / 2>(xb, pixoff.data(), gb, C, r0, r1, a, cb);
