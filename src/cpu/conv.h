@@ -673,7 +673,7 @@ template <class T, int NV, int P>
 void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   using V = typename VecOf<T>::type;
   constexpr int VW = int(sizeof(V) / sizeof(T));
-  const std::int64_t Cin = g.Cin, C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
+  const std::int64_t C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
   const PaddedImage pi = padded_image(g);
   const std::int64_t Hp = pi.Hp, Wp = pi.Wp, pimg = pi.size, pix_out = g.Do * g.Ho * g.Wo;
   const std::vector<PaddedRun> runs = padded_runs(g, pi);
@@ -776,7 +776,7 @@ template <class T, int NV, int CB>
 void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, T* dw) {
   using V = typename VecOf<T>::type;
   constexpr int VW = int(sizeof(V) / sizeof(T));
-  const std::int64_t Cin = g.Cin, C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
+  const std::int64_t C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
   const std::int64_t wsize = g.K() * Cg * C;
   const PaddedImage pi = padded_image(g);
   const std::int64_t Hp = pi.Hp, Wp = pi.Wp, pimg = pi.size, pix_out = g.Do * g.Ho * g.Wo;
