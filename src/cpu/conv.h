@@ -377,28 +377,27 @@ void depthwise_forward_lines(const ConvGeom& g, const T* x, const T* w, T* out) 
       // Pixels with every tap inside the input go in register blocks of up to kDwPixels
       // (depthwise_pixel_block); the few edge pixels one at a time.
       const DwLine<T> dl{rowp, wrow, nr, KW, C, g.sw * C, g.dw * C};
-      for (std::int64_t ow = 0; ow < Wo; ++ow) {
-        if (ow == in_lo) {
-          for (std::int64_t np; ow < in_hi; ow += np) {
-            np = std::min(kDwPixels, in_hi - ow);
-            const std::int64_t off = (ow * g.sw - g.pw) * C;
-            std::int64_t c0 = 0;
-            for (; c0 + CB <= C; c0 += CB) {
-              T* o = o_line + ow * C + c0;
-              switch (np) {
-                case 4: depthwise_pixel_block<T, 4>(dl, off + c0, c0, o); break;
-                case 3: depthwise_pixel_block<T, 3>(dl, off + c0, c0, o); break;
-                case 2: depthwise_pixel_block<T, 2>(dl, off + c0, c0, o); break;
-                default: depthwise_pixel_block<T, 1>(dl, off + c0, c0, o);
-              }
-            }
-            if (c0 < C)
-              for (std::int64_t p = ow; p < ow + np; ++p) one_pixel(p, c0, C - c0);
-          }
-          if (ow >= Wo) break;
-        }
+      auto edge_pixel = [&](std::int64_t ow) {
         for (std::int64_t c0 = 0; c0 < C; c0 += CB) one_pixel(ow, c0, std::min(CB, C - c0));
+      };
+      for (std::int64_t ow = 0; ow < in_lo; ++ow) edge_pixel(ow);
+      for (std::int64_t ow = in_lo, np; ow < in_hi; ow += np) {
+        np = std::min(kDwPixels, in_hi - ow);
+        const std::int64_t off = (ow * g.sw - g.pw) * C;
+        std::int64_t c0 = 0;
+        for (; c0 + CB <= C; c0 += CB) {
+          T* o = o_line + ow * C + c0;
+          switch (np) {
+            case 4: depthwise_pixel_block<T, 4>(dl, off + c0, c0, o); break;
+            case 3: depthwise_pixel_block<T, 3>(dl, off + c0, c0, o); break;
+            case 2: depthwise_pixel_block<T, 2>(dl, off + c0, c0, o); break;
+            default: depthwise_pixel_block<T, 1>(dl, off + c0, c0, o);
+          }
+        }
+        if (c0 < C)
+          for (std::int64_t p = ow; p < ow + np; ++p) one_pixel(p, c0, C - c0);
       }
+      for (std::int64_t ow = in_hi; ow < Wo; ++ow) edge_pixel(ow);
     }
   });
 }
