@@ -27,7 +27,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 _ENV = {
     "OMP_NUM_THREADS": "2",
@@ -46,6 +45,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 import needle as ndl  # noqa: E402
 from needle.ops.ops_conv import conv_geometry  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from common import median_time  # noqa: E402
 
 # name, C_in, C_out, kernel, stride, H (= W), groups, dilation, input gradient
 LAYERS = [
@@ -67,17 +69,10 @@ STAT = statistics.median  # --stat min: the best sample (for a machine shared wi
 
 
 def median_ms(fn, repeat, min_sample_s=0.02):
-    """Median (or ``STAT``) ms per call over ``repeat`` samples of >= ``min_sample_s`` each."""
-    start = time.perf_counter()
-    fn()  # warm-up: first-touch page faults, pool fill, lazy initialisation
-    number = max(1, int(min_sample_s / max(time.perf_counter() - start, 1e-6)))
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - start) / number)
-    return 1e3 * STAT(samples)
+    """Median (or ``STAT``) ms per call over ``repeat`` samples of >= ``min_sample_s`` each;
+    the first call (the one that sizes the samples) is the warm-up: first-touch page faults,
+    pool fill, lazy initialisation."""
+    return 1e3 * median_time(fn, repeat, warmup=0, min_time=min_sample_s, stat=STAT)
 
 
 def needle_times(layer, batch, device, repeat):

@@ -12,11 +12,10 @@ op-level comparison with PyTorch is bench_conv.py.  Never used as a test.
 import argparse
 import os
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-from common import pin_environment  # noqa: E402
+from common import median_time, pin_environment  # noqa: E402
 
 pin_environment()
 
@@ -39,14 +38,8 @@ DEFAULT_SHAPES = [
 
 
 def best_ms(fn, repeat):
-    fn()
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return 1e3 * best
+    """Best of ``repeat`` single calls, in ms, after two warm-up calls."""
+    return 1e3 * median_time(fn, repeat, warmup=2, min_time=0, stat=min)
 
 
 def kernel_times(dev, rng, spec, repeat):

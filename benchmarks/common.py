@@ -38,8 +38,10 @@ def pin_environment(threads=2):
         os.execv(sys.executable, [sys.executable] + sys.argv)
 
 
-def median_time(fn, repeat=7, warmup=2, min_time=0.05):
-    """Median seconds per call of fn(); each sample runs fn enough times to last min_time."""
+def median_time(fn, repeat=7, warmup=2, min_time=0.05, stat=statistics.median):
+    """Median (or ``stat``) seconds per call of fn() over ``repeat`` samples; each sample runs
+    fn enough times to last ``min_time`` (at least once), sized by timing one call after the
+    ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     t0 = time.perf_counter()
@@ -52,7 +54,7 @@ def median_time(fn, repeat=7, warmup=2, min_time=0.05):
         for _ in range(inner):
             fn()
         samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
+    return stat(samples)
 
 
 def blas_info():
