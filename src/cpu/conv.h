@@ -730,15 +730,6 @@ void dense_forward_padded(const ConvGeom& g, const T* x, const T* w, T* out) {
   });
 }
 
-/// Weight gradient for C_out per group a multiple of NV vectors, no input dilation (dense
-/// and grouped): the padded-image scheme of dense_forward_padded.  Threads take whole images
-/// and keep a private K * C_in x C_out partial; for each contiguous run of (kw, channel)
-/// entries, each block of CB entries and each slice of NV vectors of output channels, the
-/// CB x NV partial vectors stay in registers over all pixels of the image (one grad-vector
-/// load serves CB entries; the pixel offsets are one per-call table).  Pixels go in passes of
-/// kWgradPixels so that their grad rows and windows stay in L1.  A run's last block computes
-/// CB or CB / 2 entries (reading past the run, into the next channels or the CB zeroed
-/// elements after each padded image) and stores only its own: no slow partial loop.
 /// Output pixels per pass of dense_backward_weight_padded: their grad rows and input windows
 /// (for one group's channels) stay in L1 while every register block goes over them.
 constexpr std::int64_t kWgradPixels = 128;
@@ -771,10 +762,18 @@ inline void padded_wgrad_block(const T* xb, const std::int64_t* pixoff, const T*
     }
 }
 
+/// Weight gradient for C_out per group a multiple of NV vectors, no input dilation (dense
+/// and grouped): the padded-image scheme of dense_forward_padded.  Threads take whole images
+/// and keep a private K * C_in x C_out partial; for each contiguous run of (kw, channel)
+/// entries, each block of CB entries and each slice of NV vectors of output channels, the
+/// CB x NV partial vectors stay in registers over a pass of kWgradPixels pixels, whose grad
+/// rows and windows stay in L1 (one grad-vector load serves CB entries; the pixel offsets are
+/// one per-call table).  A run's last block computes CB or CB / 2 entries (reading past the
+/// run, into the next channels or the CB zeroed elements after each padded image) and stores
+/// only its own: no slow partial loop.
 template <class T, int NV, int CB>
 void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, T* dw) {
-  using V = typename VecOf<T>::type;
-  constexpr int VW = int(sizeof(V) / sizeof(T));
+  constexpr int VW = int(sizeof(typename VecOf<T>::type) / sizeof(T));
   const std::int64_t C = g.Cout, Cg = g.Cg(), Coutg = g.Coutg();
   const std::int64_t wsize = g.K() * Cg * C;
   const PaddedImage pi = padded_image(g);
