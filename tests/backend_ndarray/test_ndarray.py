@@ -427,10 +427,20 @@ def test_getitem_3d_keeps_int_axes(device, dtype):
 
 
 def test_process_slice(device):
-    a = nd.array(np.zeros(5), device=device)
-    assert a.process_slice(S_(None, None, None), 5) == S_(0, 5, 1)
-    assert a.process_slice(S_(-2, None, None), 5) == S_(3, 5, 1)
-    assert a.process_slice(S_(1, 100, 2), 5) == S_(1, 5, 2)
+    # ``dim`` is the axis index, as the course's ``__getitem__`` passes it
+    a = nd.array(np.zeros((5, 3)), device=device)
+    assert a.process_slice(S_(None, None, None), 0) == S_(0, 5, 1)
+    assert a.process_slice(S_(None, None, None), 1) == S_(0, 3, 1)
+    assert a.process_slice(S_(-2, None, None), 0) == S_(3, 5, 1)
+    assert a.process_slice(S_(1, 100, 2), 0) == S_(1, 5, 2)
+    assert a.process_slice(S_(None, None, -1), 1) == S_(2, None, -1)
+
+
+@pytest.mark.parametrize("sl", [S_(None, None, -1), S_(3, None, -2), S_(-4, -1), S_(2, 2)])
+def test_process_slice_selects_what_the_slice_selects(sl, device):
+    x = np.arange(5.0)
+    a = nd.array(x, device=device)
+    np.testing.assert_array_equal(x[a.process_slice(sl, 0)], x[sl])
 
 
 # --- setitem ----------------------------------------------------------------------------

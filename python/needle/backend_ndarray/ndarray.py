@@ -461,9 +461,15 @@ class NDArray:
         return self._restride(new_shape, broadcast_strides(self._shape, self._strides, new_shape))
 
     def process_slice(self, sl, dim):
-        """Normalise a slice to (start, stop, step) with NumPy semantics."""
-        start, stop, step = sl.indices(dim)
-        return slice(start, stop, step)
+        """``sl`` on axis ``dim`` with start, stop and step filled in from ``self.shape[dim]``.
+
+        The course's contract (its ``__getitem__`` passes the axis index); bounds follow NumPy:
+        negative indices count from the end and out-of-range ones are clipped. The one bound
+        no int can express, a negative step running past index 0, stays ``None``, so applying
+        the result selects what ``sl`` selects.
+        """
+        start, stop, step = sl.indices(self._shape[dim])
+        return slice(start, None if stop < 0 else stop, step)
 
     def _view_of(self, idxs):
         shape, strides, offset = slice_view(self._shape, self._strides, self._offset, idxs)
