@@ -73,7 +73,8 @@ def _gradient_of(fn, device):
 
     def grad(*xs):
         out = fn(*xs)
-        out.backward(tensor(np.ones(out.shape), device, str(out.dtype), requires_grad=False))
+        ones = tensor(np.ones(out.shape), device, str(out.dtype), requires_grad=False)
+        out.backward(ones, create_graph=True)
         return tuple(x.grad for x in xs) if len(xs) > 1 else xs[0].grad
 
     return grad
@@ -118,14 +119,46 @@ def test_no_grad_restores_state_after_an_exception():
     assert autograd.is_grad_enabled()
 
 
-def test_backward_without_create_graph(device):
+def test_backward_records_no_graph_by_default(device):
     x = tensor(np.random.randn(3), device)
     y = ndl.tanh(x).sum()
-    y.backward(create_graph=False)
+    y.backward()
     assert x.grad.op is None and not x.grad.requires_grad
     np.testing.assert_allclose(x.grad.numpy(), 1 - np.tanh(x.numpy()) ** 2, rtol=1e-5)
+    y.backward(create_graph=True)
+    assert x.grad.op is not None and x.grad.requires_grad  # grad of grad, as asked
+
+
+def test_grad_of_a_graph_less_gradient_redoes_the_pass_with_a_graph(device):
+    # The course's idiom: y.backward(); x.grad.backward() differentiates the gradient.
+    x = tensor(np.random.randn(4), device)
+    y = (ndl.tanh(x) * x).sum()
     y.backward()
-    assert x.grad.op is not None  # the default keeps the graph (grad of grad)
+    g = x.grad
+    assert g.op is None
+    g.backward()
+    t = np.tanh(x.numpy().astype(np.float64))
+    # d/dx sum(tanh(x) + x (1 - tanh(x)^2)) = 2 (1 - t^2) - 2 x t (1 - t^2)
+    expected = 2 * (1 - t**2) - 2 * x.numpy() * t * (1 - t**2)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_grad_of_a_gradient_whose_output_is_gone_says_what_to_do(device):
+    x = tensor(np.random.randn(3), device)
+    ndl.tanh(x).sum().backward()
+    with pytest.raises(RuntimeError, match="create_graph=True"):
+        x.grad.backward()
+
+
+def test_autograd_grad_sets_no_grad_field_and_stops_at_inputs(device):
+    x = tensor(np.random.randn(3), device)
+    h = ndl.exp(x)
+    y = (h * h).sum()
+    (gh,) = ndl.grad(y, [h])
+    np.testing.assert_allclose(gh.numpy(), 2 * np.exp(x.numpy()), rtol=1e-5)
+    assert getattr(x, "grad", None) is None and getattr(h, "grad", None) is None
+    assert gh.requires_grad  # recorded as a graph outside no_grad
+    assert ndl.grad(y, [tensor(np.ones(3), device)]) == [None]
 
 
 def test_requires_grad_propagation(device):

@@ -1,7 +1,7 @@
 """needle: a small, readable and fast deep-learning framework."""
 
 from . import autograd, backend_ndarray, ops
-from .autograd import Tensor, TensorTuple, Value, no_grad
+from .autograd import Tensor, TensorTuple, Value, enable_grad, grad, no_grad
 from .backend_selection import BACKEND, Device, all_devices, cpu, cpu_numpy, cuda, default_device
 from .ops import *  # noqa: F401,F403
 from . import init  # noqa: E402

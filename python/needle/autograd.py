@@ -7,6 +7,7 @@ inputs; gradients are built from needle ops, so they are Tensors that can be
 differentiated again (grad of grad).
 """
 
+import weakref
 from contextlib import contextmanager
 from typing import List, Optional, Tuple, Union
 
@@ -25,6 +26,17 @@ def no_grad():
     """Inside this context ops record no graph: every result is a constant leaf."""
     global _GRAD_ENABLED
     previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED = previous
+
+
+@contextmanager
+def enable_grad():
+    """Record the graph again inside a ``no_grad()`` block (as ``torch.enable_grad``)."""
+    global _GRAD_ENABLED
+    previous, _GRAD_ENABLED = _GRAD_ENABLED, True
     try:
         yield
     finally:
@@ -191,6 +203,9 @@ class Tensor(Value):
     """An n-dimensional array that records the operations applied to it."""
 
     grad: "Tensor"
+    # (weakref to the output, its out_grad, weakref to the node) for a gradient that a
+    # graph-less backward pass produced; see backward().
+    _grad_source = None
 
     def __init__(
         self, array, *, device: Optional[Device] = None, dtype=None, requires_grad=True, **kwargs
@@ -287,20 +302,43 @@ class Tensor(Value):
         return self.realize_cached_data().__str__()
 
     # --- backward -----------------------------------------------------------------------
-    def backward(self, out_grad: Optional["Tensor"] = None, create_graph: bool = True):
+    def backward(self, out_grad: Optional["Tensor"] = None, create_graph: bool = False):
         """Set ``.grad`` of every node this tensor depends on.
 
         ``out_grad`` defaults to ones of this tensor's shape.  Each call overwrites the
-        ``.grad`` fields it reaches (the course's semantics).  With ``create_graph=False``
-        the gradients are computed without recording a graph (cheaper; no grad of grad).
+        ``.grad`` fields it reaches (the course's semantics).  As in PyTorch, the gradients
+        are computed without recording a graph unless ``create_graph=True``; then they are
+        Tensors built from ops and can be differentiated again.
+
+        The course's grad-of-grad idiom still works with the default: calling ``backward()``
+        on a gradient from a graph-less pass (``y.backward(); x.grad.backward()``) first redoes
+        that pass with ``create_graph=True`` (while its output ``y`` is alive), then
+        differentiates the recorded gradient.
         """
+        source = self._grad_source
+        if source is not None:
+            self._backward_from_source(source, out_grad)
+            return
         if out_grad is None:
             out_grad = _full_like(self, 1.0)
         if create_graph:
             compute_gradient_of_variables(self, out_grad)
         else:
             with no_grad():
-                compute_gradient_of_variables(self, out_grad)
+                compute_gradient_of_variables(self, out_grad, source=(self, out_grad))
+
+    def _backward_from_source(self, source, out_grad):
+        """Differentiate a gradient that a graph-less backward pass produced (see backward)."""
+        output_ref, root_grad, node_ref = source
+        output, node = output_ref(), node_ref()
+        if output is None or node is None:
+            raise RuntimeError(
+                "backward: this gradient was computed by backward() without a graph and the "
+                "tensors it came from are gone; use backward(create_graph=True) to "
+                "differentiate gradients"
+            )
+        compute_gradient_of_variables(output, root_grad)
+        node.grad.backward(out_grad, create_graph=True)
 
     # --- operators (the graph shapes follow the course: a - b is add(a, negate(b))) -----
     def __add__(self, other):
@@ -404,21 +442,56 @@ def _full_like(tensor, value):
     return Tensor.make_const(data.device.full(data.shape, value, dtype=data.dtype))
 
 
-def compute_gradient_of_variables(output_tensor, out_grad):
-    """Reverse-mode differentiation: set ``.grad`` on every node ``output_tensor`` depends on."""
-    node_to_output_grads_list = {output_tensor: [out_grad]}
-    for node in reversed(find_topo_sort([output_tensor])):
-        partials = node_to_output_grads_list.pop(node, None)
-        if partials is None:
+def compute_gradient_of_variables(output_tensor, out_grad, source=None):
+    """Reverse-mode differentiation: set ``.grad`` on every node ``output_tensor`` depends on.
+
+    ``source`` (output, out_grad), given by a graph-less ``backward``, is remembered by each
+    gradient so that the course's ``x.grad.backward()`` can redo the pass with a graph.
+    """
+    if source is not None:
+        source = (weakref.ref(source[0]), source[1])
+    for node, node_grad in _reverse_pass(output_tensor, out_grad):
+        node.grad = node_grad
+        if source is not None and isinstance(node_grad, Tensor):
+            node_grad._grad_source = (*source, weakref.ref(node))
+
+
+def grad(output, inputs, out_grad=None):
+    """The gradients of ``output`` with respect to each of ``inputs``, as a list.
+
+    Like ``torch.autograd.grad``: no ``.grad`` field is set, and the walk stops at ``inputs``
+    (their own inputs are not visited).  The gradients are recorded as a graph unless inside
+    ``no_grad()``.  An input that ``output`` does not depend on gets None.
+    """
+    if out_grad is None:
+        out_grad = _full_like(output, 1.0)
+    wanted = {id(x) for x in inputs}
+    found = {}
+    for node, node_grad in _reverse_pass(output, out_grad, stop=wanted):
+        if id(node) in wanted:
+            found[id(node)] = node_grad
+    return [found.get(id(x)) for x in inputs]
+
+
+def _reverse_pass(output, out_grad, stop=()):
+    """Yield (node, its summed gradient) in reverse topological order from ``output``.
+
+    Nodes whose ``id`` is in ``stop`` are treated as leaves: the pass does not go past them.
+    """
+    partials = {output: [out_grad]}
+    for node in reversed(find_topo_sort([output], stop)):
+        node_partials = partials.pop(node, None)
+        if node_partials is None:
             continue
-        node.grad = sum_node_list(partials)
-        if node.op is None:
+        node_grad = sum_node_list(node_partials)
+        yield node, node_grad
+        if node.op is None or id(node) in stop:
             continue
-        in_grads = node.op.gradient_as_tuple(node.grad, node)
+        in_grads = node.op.gradient_as_tuple(node_grad, node)
         _check_gradients(node, in_grads)
-        for inp, grad in zip(node.inputs, in_grads):
-            if grad is not None and inp.requires_grad:
-                node_to_output_grads_list.setdefault(inp, []).append(grad)
+        for inp, in_grad in zip(node.inputs, in_grads):
+            if in_grad is not None and inp.requires_grad:
+                partials.setdefault(inp, []).append(in_grad)
 
 
 def _check_gradients(node, in_grads):
@@ -437,27 +510,30 @@ def _check_gradients(node, in_grads):
             )
 
 
-def find_topo_sort(node_list: List[Value]) -> List[Value]:
-    """Nodes in post-order depth-first order: every input before its consumers."""
+def find_topo_sort(node_list: List[Value], stop=()) -> List[Value]:
+    """Nodes in post-order depth-first order: every input before its consumers.
+
+    The inputs of a node whose ``id`` is in ``stop`` are not visited.
+    """
     visited = set()
     topo_order = []
     for node in node_list:
-        _topo_sort_dfs(node, visited, topo_order)
+        _topo_sort_dfs(node, visited, topo_order, stop)
     return topo_order
 
 
-def _topo_sort_dfs(root, visited, topo_order):
+def _topo_sort_dfs(root, visited, topo_order, stop=()):
     # Iterative post-order DFS (deep graphs must not hit Python's recursion limit).
     if root in visited:
         return
-    stack = [(root, iter(root.inputs))]
+    stack = [(root, iter(() if id(root) in stop else root.inputs))]
     visited.add(root)
     while stack:
         node, children = stack[-1]
         for child in children:
             if child not in visited:
                 visited.add(child)
-                stack.append((child, iter(child.inputs)))
+                stack.append((child, iter(() if id(child) in stop else child.inputs)))
                 break
         else:
             stack.pop()

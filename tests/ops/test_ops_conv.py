@@ -180,7 +180,7 @@ def test_conv_grad_of_grad(config, device):
     )
 
     X, W, C = tensor(x, device, dtype), tensor(w, device, dtype), tensor(c, device, dtype)
-    ndl.conv(X, W, s, p, d, groups).backward(C)
+    ndl.conv(X, W, s, p, d, groups).backward(C, create_graph=True)
     gx, gw = X.grad, W.grad
     gx.backward(tensor(v, device, dtype, requires_grad=False))
     np.testing.assert_allclose(
@@ -203,12 +203,12 @@ def test_conv_grad_of_grad_gradcheck(device):
 
     def input_grad(c, w):
         x = tensor(x0, device, dtype)
-        ndl.conv(x, w, stride=2, padding=1).backward(c)
+        ndl.conv(x, w, stride=2, padding=1).backward(c, create_graph=True)
         return x.grad
 
     def weight_grad(x, c):
         w = tensor(w0, device, dtype)
-        ndl.conv(x, w, stride=2, padding=1).backward(c)
+        ndl.conv(x, w, stride=2, padding=1).backward(c, create_graph=True)
         return w.grad
 
     check_grad(input_grad, c, w0, device=device)

@@ -96,7 +96,7 @@ def test_get_item_grad_of_grad(device):
     # The gradient of get_item is a scatter into zeros; differentiate that once more.
     def fn(a):
         x = tensor(np.ones((3, 4)), device, str(a.dtype), requires_grad=True)
-        (x[1:, ::-2] * a).sum().backward()
+        (x[1:, ::-2] * a).sum().backward(create_graph=True)
         return ndl.exp(x.grad)  # x.grad = a scattered into zeros
 
     check_grad(fn, randn(2, 2), device=device)

@@ -18,23 +18,23 @@ Gradient (x̂ = (x − mean)/√(var + eps), g the output gradient, sums over th
 
     ∂bias = Σ g,   ∂weight = Σ g·x̂,   ∂x = weight/√(var + eps) · (g − ∂bias/M − x̂·∂weight/M)
 
-When no graph is being recorded (``backward(create_graph=False)``) the gradient is computed
-on the raw arrays from the saved forward values; otherwise it is built from needle ops on
-the op's inputs, so it can be differentiated again.
+The gradient is one node of its own (``BatchNormTrainGrad``) that runs the fused kernels on
+the saved forward values, with or without a recorded graph; its own gradient differentiates
+the formula above written in needle ops, so second derivatives work.
 """
 
 import math
 
 import numpy
 
-from ..autograd import Tensor, TensorOp, is_grad_enabled
+from ..autograd import TensorOp, TensorTupleOp, enable_grad, grad
 from ..backend_selection import BACKEND
 from .ops_mathematic import broadcast_to, reshape, summation
 
 if BACKEND == "nd":
     from ..backend_ndarray.ndarray import _ones_row, rows_affine, sum_rows
 
-__all__ = ["BatchNormTrain", "batch_norm"]
+__all__ = ["BatchNormTrain", "BatchNormTrainGrad", "batch_norm"]
 
 _ND = BACKEND == "nd"
 
@@ -121,16 +121,16 @@ class BatchNormTrain(TensorOp):
         return _from_rows(out, x.shape)
 
     def gradient(self, out_grad, node):
-        if not is_grad_enabled():
-            return tuple(Tensor.make_const(g) for g in self._array_gradient(out_grad, node))
-        return _graph_gradient(out_grad, *node.inputs, self.eps)
+        x, weight, _ = node.inputs
+        grads = BatchNormTrainGrad(self)(out_grad, x, weight)
+        return grads[0], grads[1], grads[2]
 
-    def _array_gradient(self, out_grad, node):
-        """(∂x, ∂weight, ∂bias) on raw arrays from the saved forward values."""
+    def array_gradient(self, g, shape):
+        """(∂x, ∂weight, ∂bias) on raw arrays from the saved forward values; ``g`` is the
+        output gradient's array and ``shape`` the input's."""
         centered, inv_std, scale = self._saved
-        shape = node.inputs[0].shape
         m, c = _rows_shape(shape)
-        g = _to_rows(out_grad.realize_cached_data())
+        g = _to_rows(g)
         grad_bias = _column_sums(g)
         grad_weight = _column_sums(g * centered) * inv_std  # Σ g·x̂
         k = grad_weight * inv_std * (1.0 / m)  # x̂·∂weight/M = centered·k
@@ -142,7 +142,33 @@ class BatchNormTrain(TensorOp):
         return _from_rows(grad_x, shape), grad_weight.reshape((c,)), grad_bias.reshape((c,))
 
 
-def _graph_gradient(g, x, weight, bias, eps):
+class BatchNormTrainGrad(TensorTupleOp):
+    """The gradient of a ``BatchNormTrain`` node as one node of its own.
+
+    Inputs ``g`` (the output gradient), ``x``, ``weight``; output the tuple
+    ``(∂x, ∂weight, ∂bias)``.  ``compute`` runs the fused kernels on the forward pass's saved
+    values, whether or not a graph is being recorded; ``gradient`` (second derivatives)
+    differentiates the same formula written in needle ops (``_graph_gradient``).
+    """
+
+    def __init__(self, forward: BatchNormTrain):
+        self.forward = forward
+
+    def compute(self, g, x, weight):
+        return self.forward.array_gradient(g, x.shape)
+
+    def gradient(self, out_grad, node):
+        g, x, weight = node.inputs
+        with enable_grad():  # the formula's graph is what grad() differentiates
+            formula = _graph_gradient(g, x, weight, self.forward.eps)
+            total = None
+            for value, direction in zip(formula, out_grad.tuple()):
+                term = summation(value * direction)
+                total = term if total is None else total + term
+        return tuple(grad(total, [g, x, weight]))
+
+
+def _graph_gradient(g, x, weight, eps):
     """(∂x, ∂weight, ∂bias) as needle ops of the inputs (differentiable again)."""
     shape = x.shape
     c = shape[1]
