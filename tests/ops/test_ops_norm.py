@@ -120,3 +120,59 @@ def test_batchnorm_layers_use_one_node(device):
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bn.running_var.numpy(), 0.9 + 0.1 * var, rtol=1e-5, atol=1e-6)
+
+
+def channel_affine_reference(x, scale, shift):
+    stat = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    return x * scale.reshape(stat) + shift.reshape(stat)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_channel_affine_forward_and_gradient(shape, device):
+    x, s, t = inputs(shape)
+    check_grad(ndl.ops.channel_affine, x, s, t, device=device)
+    out = ndl.ops.channel_affine(tensor(x, device), tensor(s, device), tensor(t, device))
+    np.testing.assert_allclose(out.numpy(), channel_affine_reference(x, s, t), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_channel_affine_keeps_a_channels_last_layout(device):
+    # A conv layer's output is a channels-last buffer seen as NCHW; the result keeps that.
+    x = np.random.randn(2, 4, 3, 5)
+    nhwc = tensor(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), device)
+    seen_nchw = ndl.ops.permute(nhwc, (0, 3, 1, 2))
+    s, t = np.random.randn(4), np.random.randn(4)
+    out = ndl.ops.channel_affine(seen_nchw, tensor(s, device), tensor(t, device))
+    np.testing.assert_allclose(out.numpy(), channel_affine_reference(x, s, t), rtol=1e-5,
+                               atol=1e-5)
+    if ndl.BACKEND == "nd":
+        assert out.realize_cached_data().strides == seen_nchw.realize_cached_data().strides
+
+
+def test_channel_affine_grad_of_grad(device):
+    x, s, t = inputs((3, 2, 4))
+    dtype = grad_dtype(device)
+    g = tensor(np.random.randn(3, 2, 4), device, dtype, requires_grad=False)
+
+    def input_and_scale_grad(x, s, t):
+        (ndl.ops.channel_affine(x, s, t) * g * x).sum().backward(create_graph=True)
+        return x.grad + s.grad.reshape((1, 2, 1)).broadcast_to((3, 2, 4))
+
+    check_grad(input_and_scale_grad, x, s, t, device=device, requires_grad=[True, True, False])
+
+
+def test_eval_batchnorm_is_one_affine_node_with_the_running_statistics(device):
+    bn = ndl.nn.BatchNorm2d(3, device=device)
+    bn.running_mean = tensor(np.array([0.5, -1.0, 2.0]), device, requires_grad=False)
+    bn.running_var = tensor(np.array([4.0, 0.25, 1.0]), device, requires_grad=False)
+    bn.weight = ndl.nn.Parameter(tensor(np.array([1.5, 2.0, -1.0]), device))
+    bn.bias = ndl.nn.Parameter(tensor(np.array([0.1, 0.2, 0.3]), device))
+    bn.eval()
+    x = np.random.randn(2, 3, 4, 4)
+    y = bn(tensor(x, device))
+    assert isinstance(y.op, ndl.ops.ChannelAffine)
+    stat = (1, 3, 1, 1)
+    expected = (x - np.array([0.5, -1.0, 2.0]).reshape(stat)) / np.sqrt(
+        np.array([4.0, 0.25, 1.0]).reshape(stat) + 1e-5
+    ) * np.array([1.5, 2.0, -1.0]).reshape(stat) + np.array([0.1, 0.2, 0.3]).reshape(stat)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -381,7 +381,7 @@ class _BatchNorm(Module):
                 f"on axis 1, got shape {x.shape}"
             )
 
-    def _normalize(self, x: Tensor, axes: tuple) -> Tensor:
+    def _normalize(self, x: Tensor) -> Tensor:
         if self.training:
             # One graph node (ops.batch_norm); the batch statistics it computed feed the
             # running averages.
@@ -390,12 +390,11 @@ class _BatchNorm(Module):
             out.realize_cached_data()
             self._update_running(op.batch_mean, op.batch_var)
             return out
-        stat_shape = tuple(1 if a in axes else d for a, d in enumerate(x.shape))
+        # Fixed statistics: one per-channel affine pass, x·scale + (bias − mean·scale).
+        inv_std = Tensor.make_const((self.running_var.realize_cached_data() + self.eps) ** -0.5)
         neg_mean = Tensor.make_const(-self.running_mean.realize_cached_data())
-        centered = x + neg_mean.reshape(stat_shape).broadcast_to(x.shape)
-        scale = self.weight * (self.running_var + self.eps) ** -0.5
-        shift = self.bias.reshape(stat_shape).broadcast_to(x.shape)
-        return centered * scale.reshape(stat_shape).broadcast_to(x.shape) + shift
+        scale = self.weight * inv_std
+        return ops.channel_affine(x, scale, self.bias + neg_mean * scale)
 
     def _update_running(self, mean, var) -> None:
         # running <- (1 - momentum) * running + momentum * batch, on raw arrays: no graph.
@@ -422,7 +421,7 @@ class BatchNorm1d(_BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x, 2)
-        return self._normalize(x, (0,))
+        return self._normalize(x)
 
 
 class BatchNorm2d(_BatchNorm):
@@ -434,7 +433,7 @@ class BatchNorm2d(_BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x, 4)
-        return self._normalize(x, (0, 2, 3))
+        return self._normalize(x)
 
 
 class LayerNorm1d(Module):

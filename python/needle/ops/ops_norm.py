@@ -27,14 +27,16 @@ import math
 
 import numpy
 
-from ..autograd import TensorOp, TensorTupleOp, enable_grad, grad
+from ..autograd import Tensor, TensorOp, TensorTupleOp, enable_grad, grad
 from ..backend_selection import BACKEND
-from .ops_mathematic import broadcast_to, reshape, summation
+from .ops_mathematic import _zeros, broadcast_to, reshape, summation
 
 if BACKEND == "nd":
     from ..backend_ndarray.ndarray import _ones_row, rows_affine, sum_rows
 
-__all__ = ["BatchNormTrain", "BatchNormTrainGrad", "batch_norm"]
+__all__ = [
+    "BatchNormTrain", "BatchNormTrainGrad", "batch_norm", "ChannelAffine", "channel_affine",
+]
 
 _ND = BACKEND == "nd"
 
@@ -166,6 +168,36 @@ class BatchNormTrainGrad(TensorTupleOp):
                 term = summation(value * direction)
                 total = term if total is None else total + term
         return tuple(grad(total, [g, x, weight]))
+
+
+class ChannelAffine(TensorOp):
+    """``x · scale + shift`` per channel (axis 1) in one pass: eval-mode batch normalisation.
+
+    Inputs ``x (N, C, *spatial)`` or ``(N, C)``, ``scale (C,)``, ``shift (C,)``; output like
+    ``x``, in ``x``'s memory layout (a channels-last buffer stays channels last).
+    Gradient: ``∂x = g · scale`` (this op again), ``∂scale = Σ g·x``, ``∂shift = Σ g`` (sums
+    over every axis but 1).
+    """
+
+    def compute(self, x, scale, shift):
+        c = x.shape[1]
+        rows, scale, shift = _to_rows(x), scale.reshape((1, c)), shift.reshape((1, c))
+        out = rows_affine(rows, scale, shift) if _ND else rows * scale + shift
+        return _from_rows(out, x.shape)
+
+    def gradient(self, out_grad, node):
+        x, scale, shift = node.inputs
+        axes = (0, *range(2, len(x.shape)))
+        no_shift = Tensor.make_const(_zeros(shift.shape, shift.realize_cached_data()))
+        grad_x = channel_affine(out_grad, scale, no_shift) if x.requires_grad else None
+        grad_scale = summation(out_grad * x, axes) if scale.requires_grad else None
+        grad_shift = summation(out_grad, axes) if shift.requires_grad else None
+        return grad_x, grad_scale, grad_shift
+
+
+def channel_affine(x, scale, shift):
+    """``x · scale + shift`` with per-channel ``scale`` and ``shift`` on axis 1."""
+    return ChannelAffine()(x, scale, shift)
 
 
 def _graph_gradient(g, x, weight, eps):
