@@ -22,19 +22,24 @@ Ctrl-C saves a checkpoint (``--checkpoint``, else ``OUT/interrupted.ckpt``) and 
 
 import argparse
 import csv
+import importlib
 import os
 import sys
 import time
+
+if not __package__:  # `import train` with apps/ on sys.path, as the course's tests do
+    sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if __name__ != "__main__":  # one module object for both names (see apps/__init__.py)
+        sys.modules[__name__] = importlib.import_module("apps." + __name__)
 
 import numpy as np
 
 import needle as ndl  # noqa: E402  (apps/__init__ makes the in-tree package importable)
 import needle.nn as nn  # noqa: E402
-
-from . import checkpoint as ckpt
-from .datasets import DataError, adapt_images, load_data
-from .engine import SCHEDULES, minibatches, num_batches, run_epoch, scheduled_lr
-from .models import MODELS, build_model, count_parameters
+from apps import checkpoint as ckpt
+from apps.datasets import DataError, adapt_images, load_data
+from apps.engine import SCHEDULES, minibatches, num_batches, run_epoch, scheduled_lr
+from apps.models import MODELS, build_model, count_parameters
 
 HISTORY_FIELDS = (
     "epoch",
