@@ -118,19 +118,31 @@ class Value:
 
     @classmethod
     def make_from_op(cls, op: Op, inputs: List["Value"]):
-        if len(inputs) > 1:
-            _check_compatible(op, inputs)
-        if not _GRAD_ENABLED or not any(x.requires_grad for x in inputs):
-            # Nothing upstream needs a gradient: a constant leaf, no graph recorded.
-            data = op.compute(*[x.realize_cached_data() for x in inputs])
-            value = cls.__new__(cls)
-            value._init(None, [], cached_data=data, requires_grad=False)
-            return value
-        value = cls.__new__(cls)
-        value._init(op, inputs, requires_grad=True)
-        if not LAZY_MODE:
-            value.realize_cached_data()
-        return value
+        return _make_from_op(cls, op, inputs)
+
+
+# The path from an op call to its kernel runs for every op of every step: it is written for
+# speed (no generator expressions, the compute inputs read straight from ``cached_data``).
+def _make_from_op(cls, op, inputs):
+    if len(inputs) > 1:
+        _check_compatible(op, inputs)
+    if _GRAD_ENABLED:
+        for x in inputs:
+            if x.requires_grad:
+                value = _new_value(cls)
+                value._init(op, inputs, requires_grad=True)
+                if not LAZY_MODE:
+                    value.realize_cached_data()
+                return value
+    # Nothing upstream needs a gradient: a constant leaf, no graph recorded.
+    data = op.compute(*[x.realize_cached_data() if x.cached_data is None else x.cached_data
+                        for x in inputs])
+    value = _new_value(cls)
+    value._init(None, [], cached_data=data, requires_grad=False)
+    return value
+
+
+_new_value = object.__new__
 
 
 def _check_compatible(op, inputs):
@@ -140,7 +152,10 @@ def _check_compatible(op, inputs):
     first = inputs[0].realize_cached_data()
     for x in inputs[1:]:
         data = x.realize_cached_data()
-        if isinstance(data, tuple) or isinstance(first, tuple):
+        if data.__class__ is NDArray and first.__class__ is NDArray:
+            if data._device is first._device and data._handle.dtype == first._handle.dtype:
+                continue  # the common case, decided without the property lookups below
+        elif isinstance(data, tuple) or isinstance(first, tuple):
             continue
         if data.device is not first.device and data.device != first.device:
             raise ValueError(
@@ -158,7 +173,7 @@ class TensorOp(Op):
     """An op whose output is a Tensor."""
 
     def __call__(self, *args):
-        return Tensor.make_from_op(self, args)
+        return _make_from_op(Tensor, self, args)
 
 
 class TensorTupleOp(Op):
@@ -238,7 +253,7 @@ class Tensor(Value):
 
     @staticmethod
     def make_from_op(op: Op, inputs: List["Value"]):
-        return Value.make_from_op.__func__(Tensor, op, inputs)
+        return _make_from_op(Tensor, op, inputs)
 
     @staticmethod
     def make_const(data, requires_grad=False):
