@@ -124,6 +124,7 @@ class Value:
 # The path from an op call to its kernel runs for every op of every step: it is written for
 # speed (no generator expressions, the compute inputs read straight from ``cached_data``).
 def _make_from_op(cls, op, inputs):
+    global TENSOR_COUNTER
     if len(inputs) > 1:
         _check_compatible(op, inputs)
     if _GRAD_ENABLED:
@@ -134,11 +135,23 @@ def _make_from_op(cls, op, inputs):
                 if not LAZY_MODE:
                     value.realize_cached_data()
                 return value
-    # Nothing upstream needs a gradient: a constant leaf, no graph recorded.
-    data = op.compute(*[x.realize_cached_data() if x.cached_data is None else x.cached_data
-                        for x in inputs])
+    # Nothing upstream needs a gradient: a constant leaf, no graph recorded (``_init``
+    # written out).
+    if len(inputs) == 2:
+        a, b = inputs
+        a = a.realize_cached_data() if a.cached_data is None else a.cached_data
+        b = b.realize_cached_data() if b.cached_data is None else b.cached_data
+        data = op.compute(a, b)
+    else:
+        data = op.compute(*[x.realize_cached_data() if x.cached_data is None else x.cached_data
+                            for x in inputs])
     value = _new_value(cls)
-    value._init(None, [], cached_data=data, requires_grad=False)
+    TENSOR_COUNTER += 1
+    value.op = None
+    value.inputs = []
+    value.num_outputs = 1
+    value.cached_data = data
+    value.requires_grad = False
     return value
 
 
@@ -149,24 +162,32 @@ def _check_compatible(op, inputs):
     """All tensor inputs of one op must share a device and a dtype."""
     if BACKEND != "nd":
         return
-    first = inputs[0].realize_cached_data()
+    first = inputs[0].cached_data
+    if first is None:
+        first = inputs[0].realize_cached_data()
     for x in inputs[1:]:
-        data = x.realize_cached_data()
+        data = x.cached_data
+        if data is None:
+            data = x.realize_cached_data()
         if data.__class__ is NDArray and first.__class__ is NDArray:
             if data._device is first._device and data._handle.dtype == first._handle.dtype:
                 continue  # the common case, decided without the property lookups below
         elif isinstance(data, tuple) or isinstance(first, tuple):
             continue
-        if data.device is not first.device and data.device != first.device:
-            raise ValueError(
-                f"{type(op).__name__}: inputs on different devices: {first.device} {first.shape} "
-                f"and {data.device} {data.shape}"
-            )
-        if data.dtype != first.dtype:
-            raise ValueError(
-                f"{type(op).__name__}: inputs of different dtypes: {first.dtype} {first.shape} "
-                f"and {data.dtype} {data.shape}"
-            )
+        _check_pair(op, first, data)
+
+
+def _check_pair(op, first, data):
+    if data.device is not first.device and data.device != first.device:
+        raise ValueError(
+            f"{type(op).__name__}: inputs on different devices: {first.device} {first.shape} "
+            f"and {data.device} {data.shape}"
+        )
+    if data.dtype != first.dtype:
+        raise ValueError(
+            f"{type(op).__name__}: inputs of different dtypes: {first.dtype} {first.shape} "
+            f"and {data.dtype} {data.shape}"
+        )
 
 
 class TensorOp(Op):

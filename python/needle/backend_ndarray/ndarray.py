@@ -250,6 +250,8 @@ class NDArray:
     # NumPy scalars and arrays on the left of an operator defer to our reflected methods
     # (np.float32(2) * x stays an NDArray on x's device instead of becoming a NumPy array).
     __array_ufunc__ = None
+    # Fixed fields: creating and reading small arrays is part of every op's dispatch cost.
+    __slots__ = ("_shape", "_strides", "_offset", "_device", "_handle", "__weakref__")
 
     def __init__(self, other, device=None, dtype=None):
         if isinstance(other, NDArray):
@@ -561,6 +563,26 @@ class NDArray:
         )
 
     def _binary(self, other, ewise_name, scalar_name):
+        if (
+            other.__class__ is NDArray
+            and self._shape == other._shape
+            and self._strides == other._strides
+            and self._device is other._device
+            and not self._offset
+            and not other._offset
+            and self._strides == _compact_strides(self._shape)
+        ):
+            # The common case, packed operands alike, decided in one test (small ops are
+            # dispatch-bound: every attribute lookup here shows in their time).
+            device, dtype = self._device, self._handle.dtype
+            if other._handle.dtype == dtype:
+                out = _new_ndarray(NDArray)
+                out._shape, out._strides, out._offset, out._device = (
+                    self._shape, self._strides, 0, device
+                )
+                out._handle = device.Array(prod(self._shape), dtype)
+                device.__dict__[ewise_name](self._handle, other._handle, out._handle)
+                return out
         if isinstance(other, NDArray):
             self._check_same_device(other, ewise_name)
             if other._handle.dtype != self._handle.dtype:
