@@ -1,9 +1,11 @@
-"""Timing helpers shared by the benchmarks: pinned threads, high malloc thresholds, medians.
+"""Timing helpers shared by the benchmarks: pinned threads, environments, medians.
 
-``pin_environment()`` must run before NumPy is imported: it re-executes the script once with
-2 threads for OpenMP/OpenBLAS/MKL and glibc's mmap/trim thresholds set high (so neither side
-pays page faults for fresh large allocations), and with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
-removed (they slow NumPy's OpenBLAS on some machines).
+``user_env()`` is the environment for the child processes of the benchmarks that time what
+users run (``bench_train``, ``bench_epoch``, ``bench_overhead``): threads pinned, no allocator
+variables.  ``pin_environment()`` (the kernel benchmarks) must run before NumPy is imported:
+it re-executes the script once with 2 threads for OpenMP/OpenBLAS/MKL and glibc's mmap/trim
+thresholds set high (so neither side pays page faults for fresh large allocations), and with
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (they slow NumPy's OpenBLAS on some machines).
 """
 
 import os
@@ -36,6 +38,38 @@ def pin_environment(threads=2):
         for k in UNSET_ENV:
             os.environ.pop(k, None)
         os.execv(sys.executable, [sys.executable] + sys.argv)
+
+
+# glibc allocator tunables: users do not set them, so the default-environment figures run
+# without them (``user_env``); a benchmark may show a figure taken with them beside, labelled.
+RAISED_MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": "4294967296",
+    "MALLOC_TRIM_THRESHOLD_": "4294967296",
+}
+
+
+def user_env(threads, malloc_thresholds=False):
+    """The environment for a benchmark's child process: this one's, with the thread counts
+    pinned to ``threads`` and glibc's ``MALLOC_*``/``GLIBC_TUNABLES`` variables removed (the
+    default environment users run in), or set to ``RAISED_MALLOC_ENV`` when
+    ``malloc_thresholds`` asks for that special setting.  Returns (env, names removed)."""
+    removed = sorted(k for k in os.environ if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES")
+    env = {k: v for k, v in os.environ.items() if k not in removed}
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(threads)
+    if malloc_thresholds:
+        env.update(RAISED_MALLOC_ENV)
+    return env, removed
+
+
+def describe_env(env, removed=()):
+    """One line naming the threading/allocator variables a child runs with."""
+    prefixes = ("MALLOC_", "GLIBC_", "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NEEDLE_")
+    shown = ", ".join(f"{k}={env[k]}" for k in sorted(env) if k.startswith(prefixes))
+    line = "environment: " + (shown or "default")
+    if removed:
+        line += f" (removed from the caller's: {', '.join(removed)})"
+    return line
 
 
 def median_time(fn, repeat=7, warmup=2, min_time=0.05, stat=statistics.median):
