@@ -1,4 +1,4 @@
-"""Tests of needle/ops/ops_logarithmic.py: logsumexp and logsoftmax."""
+"""Tests of needle/ops/ops_logarithmic.py: logsumexp, logsoftmax, softmax cross-entropy."""
 
 import numpy as np
 import pytest
@@ -90,3 +90,46 @@ def test_bad_axes_raise(device):
         ndl.logsumexp(a, axes=2)
     with pytest.raises(ValueError, match="logsoftmax"):
         ndl.logsoftmax(a, 3)
+
+
+def np_softmax_cross_entropy(z, y_one_hot):
+    return np.mean(np_logsumexp(z, 1) - (z * y_one_hot).sum(axis=1))
+
+
+def one_hot(labels, k):
+    return np.eye(k)[labels]
+
+
+def test_softmax_cross_entropy_forward_and_gradient(device):
+    z = np.random.randn(6, 5) * 3
+    y = one_hot(np.random.randint(0, 5, 6), 5)
+    check_op(lambda a: ndl.ops.softmax_cross_entropy(a, tensor(y, device, str(a.dtype))),
+             lambda a: np_softmax_cross_entropy(a, y), z, device=device)
+    check_grad(lambda a: ndl.ops.softmax_cross_entropy(a, tensor(y, device, str(a.dtype))), z,
+               device=device)
+
+
+def test_softmax_cross_entropy_is_stable(device):
+    z = np.array([[1e4, -1e4, 0.0], [0.0, 0.0, 0.0]])
+    loss = ndl.ops.softmax_cross_entropy(tensor(z, device), tensor(one_hot([1, 2], 3), device))
+    np.testing.assert_allclose(loss.numpy(), (2e4 + np.log(3)) / 2, rtol=1e-5)
+
+
+def test_softmax_cross_entropy_grad_of_grad(device):
+    y = one_hot(np.random.randint(0, 4, 3), 4)
+
+    def logits_grad(z):
+        loss = ndl.ops.softmax_cross_entropy(z * z, tensor(y, device, str(z.dtype)))
+        (loss * 3.0).backward(create_graph=True)
+        return z.grad
+
+    check_grad(logits_grad, np.random.randn(3, 4), device=device)
+
+
+def test_softmax_loss_layer_is_one_node(device):
+    logits = tensor(np.random.randn(4, 3), device)
+    labels = np.array([0, 2, 1, 2])
+    loss = ndl.nn.SoftmaxLoss()(logits, tensor(labels, device, requires_grad=False))
+    assert isinstance(loss.op, ndl.ops.SoftmaxCrossEntropy)
+    np.testing.assert_allclose(loss.numpy(), np_softmax_cross_entropy(logits.numpy(),
+                               one_hot(labels, 3)), rtol=1e-5)

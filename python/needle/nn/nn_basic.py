@@ -355,10 +355,8 @@ class SoftmaxLoss(Module):
                 f"SoftmaxLoss: expected logits (N, K) and labels (N,), got {logits.shape} "
                 f"and {tuple(np.shape(y.numpy() if isinstance(y, Tensor) else y))}"
             )
-        n, k = logits.shape
-        y_one_hot = init.one_hot(k, y, device=logits.device, dtype=logits.dtype)
-        picked = (logits * y_one_hot).sum((1,))
-        return (ops.logsumexp(logits, axes=(1,)) - picked).sum() / n
+        y_one_hot = init.one_hot(logits.shape[1], y, device=logits.device, dtype=logits.dtype)
+        return ops.softmax_cross_entropy(logits, y_one_hot)
 
 
 class _BatchNorm(Module):

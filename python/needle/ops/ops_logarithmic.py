@@ -1,6 +1,6 @@
-"""Numerically stable log-sum-exp and log-softmax."""
+"""Numerically stable log-sum-exp, log-softmax and the softmax cross-entropy loss."""
 
-from ..autograd import TensorOp
+from ..autograd import TensorOp, enable_grad, grad
 from .ops_mathematic import (
     _as_array,
     _kept_shape,
@@ -12,7 +12,10 @@ from .ops_mathematic import (
     summation,
 )
 
-__all__ = ["LogSoftmax", "logsoftmax", "LogSumExp", "logsumexp"]
+__all__ = [
+    "LogSoftmax", "logsoftmax", "LogSumExp", "logsumexp", "SoftmaxCrossEntropy",
+    "SoftmaxCrossEntropyGrad", "softmax_cross_entropy",
+]
 
 
 def _stable_logsumexp(a, axes):
@@ -81,3 +84,53 @@ class LogSoftmax(TensorOp):
 def logsoftmax(a, axis=-1):
     """log(softmax(a)) along ``axis``, computed stably."""
     return LogSoftmax(axis)(a)
+
+
+class SoftmaxCrossEntropy(TensorOp):
+    """Mean softmax cross-entropy of ``logits`` against one-hot targets, as one node.
+
+    Inputs ``logits (N, K)`` and ``y_one_hot (N, K)`` (a constant); output 0-d:
+    ``loss = mean_i [logsumexp_k(logits[i, k]) − Σ_k logits[i, k]·y_one_hot[i, k]]``.
+    Gradient: ``∂logits = g·(softmax(logits) − y_one_hot)/N``, one node of its own
+    (``SoftmaxCrossEntropyGrad``); none for the targets.
+    """
+
+    def compute(self, logits, y_one_hot):
+        n = logits.shape[0]
+        picked = (logits * y_one_hot).sum(axis=(1,), keepdims=True)
+        per_row = _stable_logsumexp(logits, (1,)) - picked
+        return _as_array(per_row.sum(axis=(0, 1))) * (1.0 / n)
+
+    def gradient(self, out_grad, node):
+        logits, y_one_hot = node.inputs
+        return SoftmaxCrossEntropyGrad()(out_grad, logits, y_one_hot), None
+
+
+def _softmax_cross_entropy_grad(g, logits, y_one_hot):
+    """g·(softmax(logits) − y_one_hot)/N in needle ops (what SoftmaxCrossEntropyGrad computes)."""
+    shape = logits.shape
+    lse = broadcast_to(reshape(logsumexp(logits, (1,)), (shape[0], 1)), shape)
+    scale = broadcast_to(reshape(g, (1, 1)), shape) / shape[0]
+    return (exp(logits - lse) - y_one_hot) * scale
+
+
+class SoftmaxCrossEntropyGrad(TensorOp):
+    """``g·(softmax(logits) − y_one_hot)/N`` on the arrays in one node; its own gradient
+    differentiates the same formula written in needle ops (second derivatives)."""
+
+    def compute(self, g, logits, y_one_hot):
+        shape = logits.shape
+        softmax = array_api.exp(logits - _stable_logsumexp(logits, (1,)))
+        scale = array_api.broadcast_to(g.reshape((1, 1)), shape) * (1.0 / shape[0])
+        return (softmax - y_one_hot) * scale
+
+    def gradient(self, out_grad, node):
+        inputs = list(node.inputs)
+        with enable_grad():  # the formula's graph is what grad() differentiates
+            total = summation(_softmax_cross_entropy_grad(*inputs) * out_grad)
+        return tuple(grad(total, inputs))
+
+
+def softmax_cross_entropy(logits, y_one_hot):
+    """Mean softmax cross-entropy of ``logits (N, K)`` against one-hot targets (N, K)."""
+    return SoftmaxCrossEntropy()(logits, y_one_hot)
