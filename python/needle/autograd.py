@@ -299,7 +299,9 @@ class Tensor(Value):
 
     @property
     def shape(self):
-        return tuple(self.realize_cached_data().shape)
+        data = self.cached_data
+        shape = (self.realize_cached_data() if data is None else data).shape
+        return shape if shape.__class__ is tuple else tuple(shape)
 
     @property
     def dtype(self):
@@ -532,17 +534,18 @@ def _reverse_pass(output, out_grad, stop=()):
 
 def _check_gradients(node, in_grads):
     """Each op must return one gradient per input, shaped like that input (STYLE R2)."""
-    name = type(node.op).__name__
     if len(in_grads) != len(node.inputs):
         raise RuntimeError(
-            f"{name}.gradient returned {len(in_grads)} gradients for {len(node.inputs)} inputs"
+            f"{type(node.op).__name__}.gradient returned {len(in_grads)} gradients for "
+            f"{len(node.inputs)} inputs"
         )
     for i, (inp, grad) in enumerate(zip(node.inputs, in_grads)):
         if grad is None or not isinstance(inp, Tensor) or not isinstance(grad, Tensor):
             continue
         if grad.shape != inp.shape:
             raise RuntimeError(
-                f"{name}.gradient returned {grad.shape} for input {i} of shape {inp.shape}"
+                f"{type(node.op).__name__}.gradient returned {grad.shape} for input {i} of "
+                f"shape {inp.shape}"
             )
 
 

@@ -743,15 +743,18 @@ class NDArray:
         reduce_size = prod(self._shape[a] for a in axes)
         if reduce_size == 0 and name == "max":
             raise ValueError(f"max: zero-size reduction over axes {axes} of shape {self.shape}")
-        leading = self.permute(axes + rest)
-        if name == "sum" and rest and axes and reduce_size > 1 and leading._dense():
-            if leading.is_compact_view():
+        order = rest + axes
+        if name == "sum" and rest and axes and reduce_size > 1:
+            leading = self.permute(axes + rest)
+            if leading._dense() and leading.is_compact_view():
                 # The reduced axes are the outer ones in memory (the per-channel sums of a
                 # channels-last batch): one product with a row of ones reads the array in
                 # place, where the reduction kernel would need a transposed copy first.
                 out = sum_rows(leading.reshape((reduce_size, prod(kept))))
                 return _finish_reduce(out.reshape(kept), self._shape, axes, keepdims)
-        view = self.permute(rest + axes).compact()
+        # The reduced axes last, packed (no permute when they already are the last ones).
+        view = self if order == tuple(range(len(order))) else self.permute(order)
+        view = view.compact()
         out = NDArray._fresh(kept, self._device, self._handle.dtype)
         if reduce_size == 0:
             out.fill(0.0)
