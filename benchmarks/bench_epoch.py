@@ -48,7 +48,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import describe_env, user_env  # noqa: E402
+from common import describe_env, load_line, user_env  # noqa: E402
 
 # What apps/train.py uses when its header line cannot be read (its defaults at the time of
 # writing): the PyTorch script then runs with these.
@@ -368,9 +368,11 @@ def main():
     args.data = os.path.abspath(os.path.expanduser(args.data))
     if not os.path.isdir(args.data):
         p.error(f"--data: no such folder {args.data}")
+    before = load_line("before")
     needle_runs, torch_runs = run_rounds(args)
     first = needle_runs[0]
     print_header(args, first["config"] or APP_DEFAULTS, first["config"] is not None, first["cmd"])
+    print(before + "; " + load_line("after"))
     print_table(best(needle_runs), best(torch_runs))
     report("needle", needle_runs)
     if torch_runs:

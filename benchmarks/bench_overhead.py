@@ -40,7 +40,7 @@ import timeit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import describe_env, user_env  # noqa: E402  (stdlib only)
+from common import describe_env, load_line, user_env  # noqa: E402  (stdlib only)
 
 OPS = ("add", "matmul")
 
@@ -263,6 +263,7 @@ def main():
         return
     settings = [False, True] if args.malloc_thresholds else [False]
     for special in settings:
+        before = load_line("before")
         needle, torch, torch_error = measure(args, special)
         label = (
             "SPECIAL SETTING: glibc MALLOC_MMAP/TRIM_THRESHOLD_ raised (not the default "
@@ -276,6 +277,7 @@ def main():
             + (f", PyTorch {torch['version']}" if torch else f"; PyTorch: {torch_error}")
         )
         print(describe_env(*user_env(args.threads, malloc_thresholds=special)))
+        print(before + "; " + load_line("after"))
         print_tables(needle, torch, args.size)
         print()
 

@@ -47,7 +47,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import describe_env, median_time, user_env  # noqa: E402  (stdlib only)
+from common import describe_env, load_line, median_time, user_env  # noqa: E402  (stdlib only)
 
 VARIANTS = ("needle", "needle-torch-first", "torch")
 LABELS = {
@@ -300,6 +300,7 @@ def print_header(args):
         "> 1 means needle is faster"
     )
     print(describe_env(*user_env(args.threads, args.malloc_thresholds)))
+    print(load_line("before"))
     if args.malloc_thresholds:
         print(
             "SPECIAL SETTING: glibc MALLOC_MMAP/TRIM_THRESHOLD_ raised to 4 GiB "
@@ -347,6 +348,7 @@ def main():
             print(f"{LABELS[v]}: not run ({r[0]['error']})")
     if stats.get("torch"):
         print(f"PyTorch {stats['torch']['version']}")
+    print(load_line("after"))
 
 
 if __name__ == "__main__":

@@ -72,6 +72,16 @@ def describe_env(env, removed=()):
     return line
 
 
+def load_line(when):
+    """``"load average <when>: 1-min X on N cores"``: on a shared machine, 2-thread figures
+    taken while other processes run can be many times slower, for every framework."""
+    try:
+        load = f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        load = "unknown"
+    return f"load average {when}: {load} (1 min) on {os.cpu_count()} cores"
+
+
 def median_time(fn, repeat=7, warmup=2, min_time=0.05, stat=statistics.median):
     """Median (or ``stat``) seconds per call of fn() over ``repeat`` samples; each sample runs
     fn enough times to last ``min_time`` (at least once), sized by timing one call after the
