@@ -125,7 +125,18 @@ class Value:
 # speed (no generator expressions, the compute inputs read straight from ``cached_data``).
 def _make_from_op(cls, op, inputs):
     global TENSOR_COUNTER
-    if len(inputs) > 1:
+    if len(inputs) == 2:
+        a, b = inputs
+        a = a.realize_cached_data() if a.cached_data is None else a.cached_data
+        b = b.realize_cached_data() if b.cached_data is None else b.cached_data
+        if not (
+            a.__class__ is NDArray
+            and b.__class__ is NDArray
+            and a._device is b._device
+            and a._handle.dtype == b._handle.dtype
+        ):
+            _check_compatible(op, inputs)
+    elif len(inputs) > 2:
         _check_compatible(op, inputs)
     if _GRAD_ENABLED:
         for x in inputs:
@@ -138,9 +149,6 @@ def _make_from_op(cls, op, inputs):
     # Nothing upstream needs a gradient: a constant leaf, no graph recorded (``_init``
     # written out).
     if len(inputs) == 2:
-        a, b = inputs
-        a = a.realize_cached_data() if a.cached_data is None else a.cached_data
-        b = b.realize_cached_data() if b.cached_data is None else b.cached_data
         data = op.compute(a, b)
     else:
         data = op.compute(*[x.realize_cached_data() if x.cached_data is None else x.cached_data
@@ -169,10 +177,7 @@ def _check_compatible(op, inputs):
         data = x.cached_data
         if data is None:
             data = x.realize_cached_data()
-        if data.__class__ is NDArray and first.__class__ is NDArray:
-            if data._device is first._device and data._handle.dtype == first._handle.dtype:
-                continue  # the common case, decided without the property lookups below
-        elif isinstance(data, tuple) or isinstance(first, tuple):
+        if isinstance(data, tuple) or isinstance(first, tuple):
             continue
         _check_pair(op, first, data)
 
@@ -381,12 +386,12 @@ class Tensor(Value):
     # --- operators (the graph shapes follow the course: a - b is add(a, negate(b))) -----
     def __add__(self, other):
         if isinstance(other, Tensor):
-            return ops.EWiseAdd()(self, other)
+            return _make_from_op(Tensor, ops.EWiseAdd(), (self, other))
         return ops.AddScalar(other)(self)
 
     def __mul__(self, other):
         if isinstance(other, Tensor):
-            return ops.EWiseMul()(self, other)
+            return _make_from_op(Tensor, ops.EWiseMul(), (self, other))
         return ops.MulScalar(other)(self)
 
     def __pow__(self, other):
