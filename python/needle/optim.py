@@ -147,6 +147,22 @@ def _sqrt(array):
     return array.sqrt() if hasattr(array, "sqrt") else np.sqrt(array)
 
 
+def _reserve_flat_buffers(params, copies):
+    """Put ``copies`` buffers of the parameters' total size into the backend's buffer pool
+    (allocated, touched, released), so that the first step's flat buffers are reused ones."""
+    if BACKEND != "nd" or not params:
+        return
+    datas = [p.realize_cached_data() for p in params]
+    device, dtype = datas[0].device, datas[0].dtype
+    if "adam_step" not in device.__dict__ or any(
+        d.device != device or d.dtype != dtype for d in datas
+    ):
+        return
+    total = sum(d.size for d in datas)
+    buffers = [device.full((total,), 0.0, dtype) for _ in range(copies)]
+    del buffers  # back to the pool, pages already faulted in
+
+
 def _adam_update(m, v, step_size, correction2, eps):
     """step_size·m / (√(v / correction2) + eps), step_size = lr / (1 − β₁ᵗ)."""
     return m * step_size / (_sqrt(v / correction2) + eps)
@@ -179,6 +195,9 @@ class Adam(Optimizer):
         self.t = 0
         self.m = {}
         self.v = {}
+        # The flat update's buffers (parameters, gradient, two moments, old and new) exist
+        # from the start: the first step does not pay for fresh memory.
+        _reserve_flat_buffers(self.params, copies=7)
 
     # m and v read as {parameter: array}; while the flat buffers are in use they are views.
     @property
