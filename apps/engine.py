@@ -1,7 +1,7 @@
 """The one training loop that the CLI (``apps.train``) and the course helpers share.
 
 ``run_epoch`` makes one pass over an iterable of ``(images, labels)`` batches: with an optimizer
-it trains (``model.train()``, forward, loss, ``backward(create_graph=False)``, ``step``), without
+it trains (``model.train()``, forward, loss, ``backward()``, ``step``), without
 one it evaluates (``model.eval()`` under ``needle.no_grad()``).  It returns the mean loss and the
 accuracy over all samples.  Batches may be NumPy arrays or Tensors (the course's ``DataLoader``
 yields Tensors); they are moved to ``device`` here.
@@ -104,7 +104,7 @@ def run_epoch(
                 opt.reset_grad()
                 logits = model(X)
                 loss = loss_fn(logits, y)
-                loss.backward(create_graph=False)
+                loss.backward()
                 opt.step()
             else:
                 with ndl.no_grad():
