@@ -132,13 +132,43 @@ def run_epoch(
     return EpochResult(loss_sum / seen, correct / seen, seen, seconds)
 
 
-def minibatches(X, y, batch_size, shuffle=False, rng=None):
-    """Yield ``(X[idx], y[idx])`` NumPy batches; ``rng`` (a ``RandomState``) draws the order."""
+def minibatches(X, y, batch_size, shuffle=False, rng=None, augment=None):
+    """Yield ``(X[idx], y[idx])`` NumPy batches; ``rng`` (a ``RandomState``) draws the order.
+
+    ``augment(X_batch, rng)``, when given, transforms each image batch (e.g. ``flip_crop``)
+    with draws from the same ``rng`` after the order's, so a seeded run is reproducible.
+    """
+    rng = rng if rng is not None else np.random
     n = len(X)
-    order = (rng if rng is not None else np.random).permutation(n) if shuffle else np.arange(n)
+    order = rng.permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        yield X[idx], y[idx]
+        xb = X[idx]
+        yield (xb if augment is None else augment(xb, rng)), y[idx]
+
+
+def flip_crop(X, rng, padding=4):
+    """Random horizontal flips (p = 0.5) and random crops of ``(N, C, H, W)`` images.
+
+    Each image is flipped left-right with probability 0.5, then zero-padded by ``padding`` on
+    every side and cropped back to ``H × W`` at a random offset (the usual CIFAR-10
+    augmentation, as ``RandomFlipHorizontal`` and ``RandomCrop`` do per image, here for a whole
+    batch at once).  Draws: ``N`` uniforms for the flips, then ``2N`` offsets.
+    """
+    n, c, h, w = X.shape
+    flip = rng.random_sample(n) < 0.5
+    offsets = rng.randint(0, 2 * padding + 1, size=(2, n))
+    padded = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=X.dtype)
+    padded[:, :, padding : padding + h, padding : padding + w] = X
+    padded[flip] = padded[flip, :, :, ::-1]
+    rows = offsets[0][:, None] + np.arange(h)  # (N, H)
+    cols = offsets[1][:, None] + np.arange(w)  # (N, W)
+    return padded[
+        np.arange(n)[:, None, None, None],
+        np.arange(c)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
 
 
 def num_batches(n, batch_size):

@@ -38,7 +38,7 @@ import needle as ndl  # noqa: E402  (apps/__init__ makes the in-tree package imp
 import needle.nn as nn  # noqa: E402
 from apps import checkpoint as ckpt
 from apps.datasets import DataError, adapt_images, load_data
-from apps.engine import SCHEDULES, minibatches, num_batches, run_epoch, scheduled_lr
+from apps.engine import SCHEDULES, flip_crop, minibatches, num_batches, run_epoch, scheduled_lr
 from apps.models import MODELS, build_model, count_parameters
 
 HISTORY_FIELDS = (
@@ -80,6 +80,13 @@ def build_parser():
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
     p.add_argument(
         "--schedule", default="onecycle", help=f"{' | '.join(SCHEDULES)} (default: onecycle)"
+    )
+    p.add_argument(
+        "--augment",
+        default="auto",
+        choices=("auto", "none", "flip-crop"),
+        help="training-image augmentation: flip-crop (random flips, crops of 4-pixel padding), "
+        "none, or auto (default: flip-crop for cifar10, none for MNIST)",
     )
     p.add_argument("--device", default=None, help="cpu | cuda | numpy (default: cpu if built)")
     p.add_argument("--dtype", default="float32", help="float32 (default) | float64")
@@ -248,6 +255,14 @@ def write_curves(history, out_dir):
     return [csv_path, png_path]
 
 
+def augmenter(args):
+    """The batch transform ``--augment`` asks for (None for no augmentation)."""
+    kind = args.augment
+    if kind == "auto":
+        kind = "flip-crop" if (args.data or "").startswith("cifar10:") else "none"
+    return flip_crop if kind == "flip-crop" else None
+
+
 def fit(args, train, test, device, model, opt, state):
     """The epoch loop: train, evaluate, record, checkpoint."""
     loss_fn = nn.SoftmaxLoss()
@@ -260,7 +275,9 @@ def fit(args, train, test, device, model, opt, state):
             opt.lr = scheduled_lr(args.schedule, args.lr, epoch * steps + i, total_steps)
 
         desc = f"epoch {epoch + 1}/{args.epochs}"
-        batches = minibatches(train.X, train.y, args.batch_size, True, state["loader_rng"])
+        batches = minibatches(
+            train.X, train.y, args.batch_size, True, state["loader_rng"], augmenter(args)
+        )
         tr = run_epoch(
             model,
             batches,
@@ -325,7 +342,8 @@ def main(argv=None):
     print(
         f"{args.model}: {count_parameters(model):,} parameters | data: {data.name}, "
         f"{len(train):,} train / {len(test):,} test | device {device} | "
-        f"{args.optimizer} lr {args.lr:g} ({args.schedule}) batch {args.batch_size}",
+        f"{args.optimizer} lr {args.lr:g} ({args.schedule}) batch {args.batch_size}"
+        + (" | augment flip-crop" if augmenter(args) else ""),
         flush=True,
     )
     if args.eval_only:

@@ -124,6 +124,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, capsys, monkeypatch):
         (["--optimizer", "lbfgs"], "unknown optimizer"),
         (["--dtype", "float16"], "--dtype must be float32 or float64"),
         (["--schedule", "linear"], "unknown schedule"),
+        (["--augment", "mixup"], "invalid choice: 'mixup'"),
     ],
 )
 def test_errors_are_one_line_with_status_2(argv, message, capsys):
@@ -158,6 +159,7 @@ def test_mnist_folder_data(capsys, tmp_path):
     code, out, err = run(argv + ["--out", str(tmp_path)], capsys)
     assert code == 0, err
     assert f"mnist:{EMBEDDED_DIR}, 40 train / 40 test" in out
+    assert "augment" not in out  # digits are not flipped
 
 
 def test_cifar10_folder_data(capsys, tmp_path):
@@ -178,3 +180,21 @@ def test_cifar10_folder_data(capsys, tmp_path):
         code, out, err = run(argv + ["--out", str(tmp_path)], capsys)
         assert code == 0, err
         assert "40 train / 8 test" in out
+        assert "augment flip-crop" in out  # the default for CIFAR-10
+
+
+def test_flip_crop_matches_per_image_flips_and_crops():
+    from apps.engine import flip_crop
+
+    X = np.random.RandomState(1).randn(6, 2, 5, 7).astype(np.float32)
+    out = flip_crop(X, np.random.RandomState(3), padding=2)
+    # The same draws, replayed image by image: flips first, then (row, col) offsets.
+    rng = np.random.RandomState(3)
+    flip = rng.random_sample(6) < 0.5
+    offsets = rng.randint(0, 5, size=(2, 6))
+    assert flip.any() and not flip.all()
+    for i in range(6):
+        image = X[i, :, :, ::-1] if flip[i] else X[i]
+        padded = np.pad(image, ((0, 0), (2, 2), (2, 2)))
+        r, c = offsets[:, i]
+        np.testing.assert_array_equal(out[i], padded[:, r : r + 5, c : c + 7])
