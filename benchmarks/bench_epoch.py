@@ -10,7 +10,9 @@ the app prints.  PyTorch's side is a script (``TORCH_SCRIPT`` below, run as a su
 does what the app does, read from ``apps/train.py`` and ``apps/engine.py``:
 
 - the five ``data_batch_*`` pickles of ``DIR`` as float32 ``(N, 3, 32, 32)`` pixels / 255, no
-  normalization and no augmentation (the app applies none to CIFAR-10), labels int64;
+  normalization, labels int64; the app's augmentation (its header says ``augment flip-crop``,
+  the default for CIFAR-10): a random horizontal flip and a random crop of the image padded by
+  4 pixels, applied here per image in the Dataset as a PyTorch user does with transforms;
 - the same network (conv(k, stride, padding k//2) + BatchNorm + ReLU blocks, two residual
   blocks, two linear layers);
 - the app's optimizer, peak learning rate, schedule and batch size, taken from the header line
@@ -21,9 +23,6 @@ does what the app does, read from ``apps/train.py`` and ``apps/engine.py``:
   ``argmax``), then a pass over the test split under ``no_grad`` with batches of
   ``max(batch, 256)``.
 
-``--augment`` makes the PyTorch side apply needle's ``RandomFlipHorizontal()`` and
-``RandomCrop(padding=3)`` per image in NumPy, drawing from ``np.random`` the way those
-transforms do; use it only for a run of the app that augments as well (labelled in the output).
 
 Both sides run with ``--threads`` threads (``OMP_NUM_THREADS`` etc.; ``torch.set_num_threads``)
 and otherwise in the default environment (the caller's, glibc's ``MALLOC_*`` variables
@@ -52,9 +51,13 @@ from common import describe_env, load_line, user_env  # noqa: E402
 
 # What apps/train.py uses when its header line cannot be read (its defaults at the time of
 # writing): the PyTorch script then runs with these.
-APP_DEFAULTS = {"optimizer": "adam", "lr": "0.01", "schedule": "onecycle", "batch_size": "64"}
+APP_DEFAULTS = {
+    "optimizer": "adam", "lr": "0.01", "schedule": "onecycle", "batch_size": "64",
+    "augment": " | augment flip-crop",
+}
 APP_HEADER = re.compile(
     r"\| (?P<optimizer>\w+) lr (?P<lr>\S+) \((?P<schedule>\w+)\) batch (?P<batch_size>\d+)"
+    r"(?P<augment> \| augment flip-crop)?"
 )
 EPOCH_LINE = re.compile(
     r"epoch 1/1\s.*test loss \S+ acc\s+(?P<test_acc>[\d.]+)%.*?"
@@ -80,8 +83,8 @@ def load(folder, names, limit):
     return X[:limit], np.concatenate(ys)[:limit]
 
 
-def flip_crop(chw, padding=3):
-    """needle's RandomFlipHorizontal() then RandomCrop(padding) on the image as H x W x C."""
+def flip_crop(chw, padding=4):
+    """A random horizontal flip, then a random crop of the image padded by ``padding``."""
     img = chw.transpose(1, 2, 0)
     if np.random.rand() < 0.5:
         img = img[:, ::-1, :]
@@ -244,10 +247,11 @@ def run_needle(args, out_dir):
 def run_torch(args, config, script):
     cmd = [sys.executable, script, "--data", args.data, "--threads", str(args.threads)]
     for key, value in config.items():
-        cmd += [f"--{key.replace('_', '-')}", value]
+        if key != "augment":
+            cmd += [f"--{key.replace('_', '-')}", value]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
-    if args.augment:
+    if config.get("augment"):
         cmd.append("--augment")
     wall, output, rc = timed_run(cmd, args.threads)
     epoch = parse_epoch(output) if rc == 0 else None
@@ -320,9 +324,10 @@ def print_header(args, config, from_app, cmd):
         + ("" if from_app else " (app header not read: apps/train.py defaults assumed)")
     )
     augment = (
-        "PyTorch side flip + crop(3) per image (--augment); the app's run as it is"
-        if args.augment
-        else "none on either side (the app applies none to CIFAR-10)"
+        "random flip + crop of 4-pixel padding on both sides (the app per batch, PyTorch per "
+        "image in its Dataset)"
+        if config.get("augment")
+        else "none on either side (the app's header names none)"
     )
     print("augmentation: " + augment)
     print(
@@ -359,11 +364,6 @@ def main():
     p.add_argument("--limit", type=int, default=None, help="first N train/test images only")
     p.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 2)))
     p.add_argument("--rounds", type=int, default=1, help="alternating runs of each side")
-    p.add_argument(
-        "--augment",
-        action="store_true",
-        help="PyTorch side: needle's flip + crop(3) per image (only beside an app that augments)",
-    )
     args = p.parse_args()
     args.data = os.path.abspath(os.path.expanduser(args.data))
     if not os.path.isdir(args.data):
