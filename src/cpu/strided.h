@@ -95,8 +95,9 @@ void compact(const T* a, T* out, const std::vector<std::int64_t>& shape,
   Coalesced co = coalesce(shape, strides);
   const std::size_t D = co.shape.size();
   if (D >= 2 && co.strides[D - 2] == 1 && co.inner_stride() != 1 && co.shape[D - 2] >= 8 &&
-      co.inner() >= 8) {
-    // the last two axes are a transpose: tiled copies, one per index of the outer axes
+      co.inner() >= 2) {
+    // the last two axes are a transpose: tiled copies, one per index of the outer axes (also
+    // for a short last axis: NCHW -> NHWC of a 3-channel image batch is (HW x 3) rows)
     const std::int64_t R = co.shape[D - 2], C = co.inner(), cs = co.inner_stride();
     Coalesced outer;
     outer.shape.assign(co.shape.begin(), co.shape.end() - 2);
