@@ -274,3 +274,15 @@ def test_forward_helper_catches_a_wrong_op(device):
 
     with pytest.raises(RuntimeError, match="input 0"):
         check_grad(lambda a: Square()(a), randn(2, 2), device=device)
+
+
+@pytest.mark.parametrize("a_shape, bias_shape", [((5, 3), (3,)), ((5, 3), (1, 3)),
+                                                 ((2, 4, 3, 6), (6,))], ids=str)
+def test_bias_add(a_shape, bias_shape, device):
+    check_op(ndl.ops.bias_add, lambda a, b: a + b.reshape(-1), randn(*a_shape), randn(*bias_shape),
+             device=device)
+
+
+def test_bias_add_rejects_a_bias_of_another_length(device):
+    with pytest.raises(ValueError, match="bias_add"):
+        ndl.ops.bias_add(tensor(randn(4, 3), device), tensor(randn(4), device))

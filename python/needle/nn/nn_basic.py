@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import numpy as np
 
 from .. import init, ops
-from ..autograd import Tensor
+from ..autograd import Tensor, is_grad_enabled
 
 __all__ = [
     "Module",
@@ -258,7 +258,7 @@ class Linear(Module):
         else:
             out = X @ self.weight
         if self.bias is not None:
-            out = out + self.bias.broadcast_to(out.shape)
+            out = ops.bias_add(out, self.bias)
         return out
 
     def extra_repr(self):
@@ -389,10 +389,15 @@ class _BatchNorm(Module):
             self._update_running(op.batch_mean, op.batch_var)
             return out
         # Fixed statistics: one per-channel affine pass, x·scale + (bias − mean·scale).
-        inv_std = Tensor.make_const((self.running_var.realize_cached_data() + self.eps) ** -0.5)
-        neg_mean = Tensor.make_const(-self.running_mean.realize_cached_data())
-        scale = self.weight * inv_std
-        return ops.channel_affine(x, scale, self.bias + neg_mean * scale)
+        inv_std = (self.running_var.realize_cached_data() + self.eps) ** -0.5
+        neg_mean = -self.running_mean.realize_cached_data()
+        if not (is_grad_enabled() and (self.weight.requires_grad or self.bias.requires_grad)):
+            # Nothing to differentiate: scale and shift as plain arrays (inference).
+            scale = self.weight.realize_cached_data() * inv_std
+            shift = self.bias.realize_cached_data() + neg_mean * scale
+            return ops.channel_affine(x, Tensor.make_const(scale), Tensor.make_const(shift))
+        scale = self.weight * Tensor.make_const(inv_std)
+        return ops.channel_affine(x, scale, self.bias + Tensor.make_const(neg_mean) * scale)
 
     def _update_running(self, mean, var) -> None:
         # running <- (1 - momentum) * running + momentum * batch, on raw arrays: no graph.

@@ -57,8 +57,7 @@ def _add_bias(y: Tensor, bias: Optional[Tensor]) -> Tensor:
     """``y`` (channels last) plus ``bias`` broadcast over every other axis."""
     if bias is None:
         return y
-    shape = (1,) * (len(y.shape) - 1) + (bias.shape[0],)
-    return y + bias.reshape(shape).broadcast_to(y.shape)
+    return ops.bias_add(y, bias)
 
 
 def _show(value):

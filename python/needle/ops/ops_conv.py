@@ -197,6 +197,10 @@ def conv_geometry(
     Raises:
         ValueError naming the argument and quoting the shapes.
     """
+    try:  # ints and tuples (what the layers pass) are keys as they are
+        return _conv_geometry(tuple(a_shape), tuple(b_shape), stride, padding, dilation, groups, op)
+    except TypeError:  # a list: frozen to tuples first
+        pass
     key = (tuple(a_shape), tuple(b_shape), _frozen(stride), _frozen(padding), _frozen(dilation))
     try:
         hash(key + (groups,))

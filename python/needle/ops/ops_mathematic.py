@@ -9,6 +9,7 @@ Binary element-wise ops broadcast NumPy-style; their gradients sum over the broa
 axes, so every gradient has its input's shape.
 """
 
+import math
 import numbers
 
 import numpy
@@ -17,7 +18,7 @@ from ..autograd import Tensor, TensorOp
 from ..backend_selection import BACKEND, array_api
 
 __all__ = [
-    "EWiseAdd", "add", "AddScalar", "add_scalar", "EWiseMul", "multiply", "MulScalar",
+    "EWiseAdd", "add", "BiasAdd", "bias_add", "AddScalar", "add_scalar", "EWiseMul", "multiply", "MulScalar",
     "mul_scalar", "EWisePow", "power", "PowerScalar", "power_scalar", "EWiseDiv", "divide",
     "DivScalar", "divide_scalar", "Negate", "negate", "Transpose", "transpose", "Permute",
     "permute", "Reshape", "reshape", "BroadcastTo", "broadcast_to", "Summation", "summation",
@@ -118,6 +119,34 @@ class EWiseAdd(TensorOp):
 def add(a, b):
     """a + b, element-wise with NumPy broadcasting."""
     return EWiseAdd()(a, b)
+
+
+class BiasAdd(TensorOp):
+    """``a + bias`` with ``bias`` repeated along every axis but the last (a layer's bias).
+
+    Shape: ``a (*, C)``; ``bias`` holds C values in any shape, e.g. ``(C,)`` or the course's
+    Linear ``(1, C)``; output like ``a``.  One node where ``reshape`` + ``broadcast_to`` + add
+    are three; the gradient is ``out_grad`` and its sums over all axes but the last.
+    """
+
+    def compute(self, a, bias):
+        # A (1, ..., 1, C) row: NDArray adds it to a packed ``a`` in one pass, no broadcast copy.
+        return a + bias.reshape((1,) * (a.ndim - 1) + (a.shape[-1],))
+
+    def gradient(self, out_grad, node):
+        a, bias = node.inputs
+        grad_bias = None
+        if bias.requires_grad:
+            axes = tuple(range(len(a.shape) - 1))
+            grad_bias = reshape(summation(out_grad, axes), bias.shape)
+        return (out_grad if a.requires_grad else None), grad_bias
+
+
+def bias_add(a, bias):
+    """``a + bias`` along the last axis of ``a`` (``bias`` has ``a.shape[-1]`` values)."""
+    if not a.shape or math.prod(bias.shape) != a.shape[-1]:
+        raise ValueError(f"bias_add: bias of shape {bias.shape} for input of shape {a.shape}")
+    return BiasAdd()(a, bias)
 
 
 class AddScalar(TensorOp):
