@@ -19,8 +19,8 @@ from ..backend_selection import BACKEND, array_api
 
 __all__ = [
     "EWiseAdd", "add", "BiasAdd", "bias_add", "AddScalar", "add_scalar", "EWiseMul", "multiply",
-    "MulScalar", "mul_scalar", "EWisePow", "power", "PowerScalar", "power_scalar", "EWiseDiv", "divide",
-    "DivScalar", "divide_scalar", "Negate", "negate", "Transpose", "transpose", "Permute",
+    "MulScalar", "mul_scalar", "EWisePow", "power", "PowerScalar", "power_scalar", "EWiseDiv",
+    "divide", "DivScalar", "divide_scalar", "Negate", "negate", "Transpose", "transpose", "Permute",
     "permute", "Reshape", "reshape", "BroadcastTo", "broadcast_to", "Summation", "summation",
     "mean", "MatMul", "matmul", "Log", "log", "Exp", "exp", "ReLU", "relu", "Tanh", "tanh",
     "Sigmoid", "sigmoid", "Sqrt", "sqrt", "Maximum", "maximum",
