@@ -286,3 +286,11 @@ def test_bias_add(a_shape, bias_shape, device):
 def test_bias_add_rejects_a_bias_of_another_length(device):
     with pytest.raises(ValueError, match="bias_add"):
         ndl.ops.bias_add(tensor(randn(4, 3), device), tensor(randn(4), device))
+
+
+def test_bias_add_with_a_bias_inside_a_larger_buffer(device):
+    # An optimizer's flat copy hands parameters back as views at an offset.
+    big, a = randn(9), randn(4, 3)
+    bias = tensor(big, device)[2:5]
+    out = ndl.ops.bias_add(tensor(a, device), bias)
+    np.testing.assert_allclose(out.numpy(), a + big[2:5], rtol=1e-6, atol=1e-6)

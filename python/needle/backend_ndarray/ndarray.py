@@ -22,6 +22,17 @@ DTYPES = ("float32", "float64")
 prod = math.prod
 
 
+@lru_cache(maxsize=1024)
+def _permutation(axes, ndim):
+    """``axes`` with negative entries counted from the end, or None when it is not a
+    permutation of ``range(ndim)``."""
+    try:
+        axes = tuple(a + ndim if a < 0 else a for a in axes)
+    except TypeError:
+        return None
+    return axes if sorted(axes) == list(range(ndim)) else None
+
+
 @lru_cache(maxsize=4096)
 def _compact_strides(shape):
     strides, stride = [], 1
@@ -448,14 +459,16 @@ class NDArray:
         )
 
     def permute(self, new_axes):
-        new_axes = tuple(a + self.ndim if a < 0 else a for a in new_axes)
-        if sorted(new_axes) != list(range(self.ndim)):
+        axes = _permutation(tuple(new_axes), len(self._shape))
+        if axes is None:
             raise ValueError(
-                f"permute: {new_axes} is not a permutation of the axes of shape {self.shape}"
+                f"permute: {tuple(new_axes)} is not a permutation of the axes of shape {self.shape}"
             )
-        return self._restride(
-            tuple(self._shape[a] for a in new_axes), tuple(self._strides[a] for a in new_axes)
-        )
+        shape, strides = self._shape, self._strides
+        return NDArray._view(
+            tuple([shape[a] for a in axes]), tuple([strides[a] for a in axes]),
+            self._device, self._handle, self._offset,
+        )  # fmt: skip
 
     def broadcast_to(self, new_shape):
         """A view with stride 0 on broadcast axes (NumPy rules; new leading axes allowed)."""
@@ -767,6 +780,29 @@ class NDArray:
 
     def max(self, axis=None, keepdims=False):
         return self._reduce(axis, keepdims, "max")
+
+
+def add_row(x, row):
+    """``x (..., C) + row``, ``row`` holding C values: one ``rows_affine`` pass when ``x`` is
+    packed and the backend has the kernel (a layer's bias), else the broadcasting ``+``."""
+    c = x._shape[-1] if x._shape else 0
+    if (
+        "rows_affine" in x._device.__dict__
+        and c
+        and x._offset == 0
+        and x._strides == _compact_strides(x._shape)
+        and prod(row._shape) == c
+    ):
+        row = _packed(row, c)  # a bias inside a larger buffer (an optimizer's flat copy) is copied
+        m = prod(x._shape) // c
+        out = NDArray._fresh((m, c), x._device, x._handle.dtype)
+        ones = _ones_row(x._device, x._handle.dtype, c)
+        x._device.rows_affine(
+            x._handle, x._handle, ones._handle, _zeros_row(x._device, x._handle.dtype, c)._handle,
+            row._handle, out._handle,
+        )  # fmt: skip
+        return NDArray._view(x._shape, x._strides, out._device, out._handle)
+    return x + row.reshape((1,) * (len(x._shape) - 1) + (c,))
 
 
 def _add_row(x, v):

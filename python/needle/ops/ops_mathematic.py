@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 _ND = BACKEND == "nd"
+if _ND:
+    from ..backend_ndarray.ndarray import add_row
 
 
 # --- array-level helpers: the few places where NDArray and NumPy spell things differently ---
@@ -130,7 +132,8 @@ class BiasAdd(TensorOp):
     """
 
     def compute(self, a, bias):
-        # A (1, ..., 1, C) row: NDArray adds it to a packed ``a`` in one pass, no broadcast copy.
+        if _ND:  # one pass for a packed ``a``, no broadcast copy of the bias
+            return add_row(a, bias)
         return a + bias.reshape((1,) * (a.ndim - 1) + (a.shape[-1],))
 
     def gradient(self, out_grad, node):
