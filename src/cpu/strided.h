@@ -88,12 +88,35 @@ void transpose_copy(const T* a, std::int64_t cs, std::int64_t R, std::int64_t C,
                  });
 }
 
+/// out[i] (R x C, compact) <- a[i * ms + r + c * cs] for C = 3 (an RGB batch from NCHW to
+/// NHWC): one pass per image writing whole pixels, which the compiler vectorizes, the images
+/// split across threads.
+template <class T>
+void interleave3(const T* a, std::int64_t n, std::int64_t ms, std::int64_t cs, std::int64_t R,
+                 T* out) {
+  parallel_items(n, n * R >= (1 << 14) ? 2 : n + 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) {
+      const T *s0 = a + i * ms, *s1 = s0 + cs, *s2 = s1 + cs;
+      T* d = out + i * R * 3;
+      for (std::int64_t r = 0; r < R; ++r) {
+        d[3 * r] = s0[r];
+        d[3 * r + 1] = s1[r];
+        d[3 * r + 2] = s2[r];
+      }
+    }
+  });
+}
+
 /// out (compact) <- view of a.
 template <class T>
 void compact(const T* a, T* out, const std::vector<std::int64_t>& shape,
              const std::vector<std::int64_t>& strides, std::int64_t offset) {
   Coalesced co = coalesce(shape, strides);
   const std::size_t D = co.shape.size();
+  if (D == 3 && co.inner() == 3 && co.strides[1] == 1 && co.shape[1] >= 8) {
+    interleave3(a + offset, co.shape[0], co.strides[0], co.inner_stride(), co.shape[1], out);
+    return;
+  }
   if (D >= 2 && co.strides[D - 2] == 1 && co.inner_stride() != 1 && co.shape[D - 2] >= 8 &&
       co.inner() >= 2) {
     // the last two axes are a transpose: tiled copies, one per index of the outer axes (also

@@ -192,6 +192,7 @@ def view_cases(allow_broadcast):
     cases += [(2400, (2, 30, 40), (1200, 1, 30), 0), (2400, (3, 9, 20), (1, 3, 27 * 3), 2)]
     # transposes with a short last axis (NCHW -> NHWC of 3-channel images; a 64 x 5 matrix)
     cases += [(540, (2, 9, 10, 3), (270, 10, 1, 90), 0), (330, (64, 5), (1, 64), 2)]
+    cases += [(600, (2, 9, 10, 3), (270, 10, 1, 90), 5)]
     cases += [(10, (0, 3), (5, 1), 0), (1, (1, 1), (0, 0), 0)]
     if allow_broadcast:  # (the reference's setitem cannot take a 0-d view)
         cases.append((10, (), (), 7))
