@@ -273,3 +273,15 @@ def test_tensor_counter_unchanged_by_an_op_that_raises():
         a @ b
     gc.collect()
     assert autograd.TENSOR_COUNTER == before
+
+
+def test_autograd_grad_is_differentiable(device):
+    # |dL/dw|^2 through needle.grad, checked against central differences.
+    x = np.random.randn(3, 2)
+
+    def squared_gradient_norm(w):
+        loss = ndl.tanh(tensor(x, device, str(w.dtype), requires_grad=False) @ w).sum()
+        (gw,) = ndl.grad(loss, [w])
+        return (gw * gw).sum()
+
+    check_grad(squared_gradient_norm, np.random.randn(2, 4), device=device)
