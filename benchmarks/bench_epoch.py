@@ -52,7 +52,10 @@ from common import describe_env, load_line, user_env  # noqa: E402
 # What apps/train.py uses when its header line cannot be read (its defaults at the time of
 # writing): the PyTorch script then runs with these.
 APP_DEFAULTS = {
-    "optimizer": "adam", "lr": "0.01", "schedule": "onecycle", "batch_size": "64",
+    "optimizer": "adam",
+    "lr": "0.01",
+    "schedule": "onecycle",
+    "batch_size": "64",
     "augment": " | augment flip-crop",
 }
 APP_HEADER = re.compile(
@@ -66,10 +69,13 @@ EPOCH_LINE = re.compile(
 
 TORCH_SCRIPT = r'''
 """apps.train's ResNet9 CIFAR-10 epoch in PyTorch (written by benchmarks/bench_epoch.py)."""
-import argparse, math, os, pickle, time
+import argparse, math, os, pickle, sys, time
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from common import torch_resnet9  # the network of apps.models.ResNet9, in PyTorch layers
 
 
 def load(folder, names, limit):
@@ -106,25 +112,6 @@ class Augmented(torch.utils.data.Dataset):
         return torch.from_numpy(flip_crop(self.X[i])), int(self.y[i])
 
 
-def resnet9():
-    def convbn(a, b, k, s):
-        return nn.Sequential(nn.Conv2d(a, b, k, s, k // 2), nn.BatchNorm2d(b), nn.ReLU())
-
-    class Residual(nn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, x):
-            return self.fn(x) + x
-
-    return nn.Sequential(
-        convbn(3, 16, 7, 4), convbn(16, 32, 3, 2),
-        Residual(nn.Sequential(convbn(32, 32, 3, 1), convbn(32, 32, 3, 1))),
-        convbn(32, 64, 3, 2), convbn(64, 128, 3, 2),
-        Residual(nn.Sequential(convbn(128, 128, 3, 1), convbn(128, 128, 3, 1))),
-        nn.Flatten(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10),
-    )
 
 
 def scheduled_lr(kind, base_lr, step, total_steps):
@@ -186,7 +173,7 @@ def main():
     train = data(train_set, batch_size=a.batch_size, shuffle=True, num_workers=0)
     test = data(torch.utils.data.TensorDataset(torch.from_numpy(Xte), torch.from_numpy(yte)),
                 batch_size=max(a.batch_size, 256), num_workers=0)
-    model = resnet9()
+    model = torch_resnet9(nn)
     if a.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     else:
@@ -214,6 +201,7 @@ def timed_run(cmd, threads):
     """Run ``cmd`` from the repository root; returns (wall seconds, output, return code)."""
     start = time.perf_counter()
     env, _ = user_env(threads)
+    env["BENCH_DIR"] = os.path.dirname(os.path.abspath(__file__))  # the PyTorch script's imports
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     return wall, proc.stdout + proc.stderr, proc.returncode

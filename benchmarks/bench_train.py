@@ -47,7 +47,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import describe_env, load_line, median_time, user_env  # noqa: E402  (stdlib only)
+from common import (  # noqa: E402  (stdlib only)
+    describe_env,
+    load_line,
+    median_time,
+    torch_resnet9,
+    user_env,
+)
 
 VARIANTS = ("needle", "needle-torch-first", "torch")
 LABELS = {
@@ -114,50 +120,12 @@ def bench_needle(args, torch_first=False):
     model.eval()
     X = ndl.Tensor(images[: args.batch], device=device, requires_grad=False)
 
-    def forward():
-        model(X)
-        sync()
-
-    def forward_no_grad():
-        with ndl.no_grad():
-            model(X)
-        sync()
-
     return {
         "times": times,
         "pass_s": seconds,
-        "eval_s": median_time(forward),
-        "eval_no_grad_s": median_time(forward_no_grad),
+        **eval_times(model, X, ndl.no_grad, sync),
         "peak_rss_mib": peak_rss_mib(),
     }
-
-
-def torch_resnet9(nn):
-    """The same network as ``apps.models.ResNet9``, in PyTorch layers."""
-
-    def convbn(a, b, k, s):
-        return nn.Sequential(nn.Conv2d(a, b, k, s, k // 2), nn.BatchNorm2d(b), nn.ReLU())
-
-    class Residual(nn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, x):
-            return self.fn(x) + x
-
-    return nn.Sequential(
-        convbn(3, 16, 7, 4),
-        convbn(16, 32, 3, 2),
-        Residual(nn.Sequential(convbn(32, 32, 3, 1), convbn(32, 32, 3, 1))),
-        convbn(32, 64, 3, 2),
-        convbn(64, 128, 3, 2),
-        Residual(nn.Sequential(convbn(128, 128, 3, 1), convbn(128, 128, 3, 1))),
-        nn.Flatten(),
-        nn.Linear(128, 128),
-        nn.ReLU(),
-        nn.Linear(128, 10),
-    )
 
 
 class _ToDevice:
@@ -201,23 +169,28 @@ def bench_torch(args):
     model.eval()
     X = images[: args.batch].to(dev)
 
+    return {
+        "times": times,
+        "pass_s": seconds,
+        **eval_times(model, X, torch.no_grad, sync),
+        "peak_rss_mib": peak_rss_mib(),
+        "version": torch.__version__,
+    }
+
+
+def eval_times(model, X, no_grad, sync):
+    """Median seconds of ``model(X)`` (an eval-mode model) as it is and inside ``no_grad()``."""
+
     def forward():
         model(X)
         sync()
 
     def forward_no_grad():
-        with torch.no_grad():
+        with no_grad():
             model(X)
         sync()
 
-    return {
-        "times": times,
-        "pass_s": seconds,
-        "eval_s": median_time(forward),
-        "eval_no_grad_s": median_time(forward_no_grad),
-        "peak_rss_mib": peak_rss_mib(),
-        "version": torch.__version__,
-    }
+    return {"eval_s": median_time(forward), "eval_no_grad_s": median_time(forward_no_grad)}
 
 
 def run_child(which, args):

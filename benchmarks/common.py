@@ -133,3 +133,31 @@ def cpu_name():
     except OSError:
         pass
     return "unknown CPU"
+
+
+def torch_resnet9(nn):
+    """The same network as ``apps.models.ResNet9``, in PyTorch layers."""
+
+    def convbn(a, b, k, s):
+        return nn.Sequential(nn.Conv2d(a, b, k, s, k // 2), nn.BatchNorm2d(b), nn.ReLU())
+
+    class Residual(nn.Module):
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, x):
+            return self.fn(x) + x
+
+    return nn.Sequential(
+        convbn(3, 16, 7, 4),
+        convbn(16, 32, 3, 2),
+        Residual(nn.Sequential(convbn(32, 32, 3, 1), convbn(32, 32, 3, 1))),
+        convbn(32, 64, 3, 2),
+        convbn(64, 128, 3, 2),
+        Residual(nn.Sequential(convbn(128, 128, 3, 1), convbn(128, 128, 3, 1))),
+        nn.Flatten(),
+        nn.Linear(128, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
