@@ -285,3 +285,12 @@ def test_autograd_grad_is_differentiable(device):
         return (gw * gw).sum()
 
     check_grad(squared_gradient_norm, np.random.randn(2, 4), device=device)
+
+
+def test_a_callers_out_grad_stays_a_plain_tensor(device):
+    x = tensor(np.random.randn(3), device)
+    g = tensor(np.ones(3), device, requires_grad=False)
+    ndl.exp(x).backward(g)
+    g.backward()  # an ordinary constant: only its own .grad is set
+    np.testing.assert_allclose(g.grad.numpy(), np.ones(3))
+    np.testing.assert_allclose(x.grad.numpy(), np.exp(x.numpy()), rtol=1e-5)

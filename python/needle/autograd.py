@@ -497,7 +497,8 @@ def compute_gradient_of_variables(output_tensor, out_grad, source=None):
         source = (weakref.ref(source[0]), source[1])
     for node, node_grad in _reverse_pass(output_tensor, out_grad):
         node.grad = node_grad
-        if source is not None and isinstance(node_grad, Tensor):
+        # (The output's own gradient is the caller's out_grad: left as it is.)
+        if source is not None and node is not output_tensor and isinstance(node_grad, Tensor):
             node_grad._grad_source = (*source, weakref.ref(node))
 
 
