@@ -552,6 +552,7 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   m.def("scalar_gt", &scalar<OpGt>);
   m.def("ewise_ge", &ewise<OpGe>);
   m.def("scalar_ge", &scalar<OpGe>);
+  m.def("ewise_relu_grad", &ewise<OpReluGrad>);
 
   m.def("ewise_neg", &unary<OpNeg>);
   m.def("ewise_log", &unary<OpLog>);

@@ -630,6 +630,7 @@ PYBIND11_MODULE(ndarray_backend_cuda, m) {
   NEEDLE_SCALAR(scalar_gt, OpGt);
   NEEDLE_EWISE(ewise_ge, OpGe);
   NEEDLE_SCALAR(scalar_ge, OpGe);
+  NEEDLE_EWISE(ewise_relu_grad, OpReluGrad);
 
   NEEDLE_UNARY(ewise_neg, OpNeg);
   NEEDLE_UNARY(ewise_log, OpLog);

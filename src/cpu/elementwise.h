@@ -35,6 +35,10 @@ struct OpLt { template <class T> T operator()(T a, T b) const { return T(a < b);
 struct OpLe { template <class T> T operator()(T a, T b) const { return T(a <= b); } };
 struct OpGt { template <class T> T operator()(T a, T b) const { return T(a > b); } };
 struct OpGe { template <class T> T operator()(T a, T b) const { return T(a >= b); } };
+// ReLU's gradient: g where the ReLU's input a > 0, else 0 (also for NaN inputs), one pass.
+struct OpReluGrad {
+  template <class T> T operator()(T g, T a) const { return a > T(0) ? g : T(0); }
+};
 
 /// exp for float32 in a form the compiler vectorizes (no calls, no branches): n = round(x /
 /// ln 2), r = x - n ln 2 (two-part ln 2), exp(r) by its degree-7 Taylor polynomial

@@ -53,6 +53,10 @@ struct OpRPower {
 struct OpMaximum {
   template <class T> __device__ T operator()(T x, T y) const { return nan_max(x, y); }
 };
+// ReLU's gradient: g where the ReLU's input a > 0, else 0 (also for NaN inputs).
+struct OpReluGrad {
+  template <class T> __device__ T operator()(T g, T a) const { return a > T(0) ? g : T(0); }
+};
 struct OpEq {
   template <class T> __device__ T operator()(T x, T y) const { return T(x == y); }
 };

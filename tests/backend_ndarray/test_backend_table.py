@@ -114,6 +114,7 @@ def test_array_type(device, dtype):
 
 BINARY = ["add", "sub", "mul", "div", "power", "maximum", "eq", "ne", "lt", "le", "gt", "ge"]
 SCALAR = BINARY + ["rsub", "rdiv", "rpower"]
+BINARY = BINARY + ["relu_grad"]  # (no scalar form)
 UNARY = ["neg", "log", "exp", "tanh", "sqrt", "abs", "sign", "sigmoid", "relu"]
 
 

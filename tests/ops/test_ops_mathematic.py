@@ -294,3 +294,20 @@ def test_bias_add_with_a_bias_inside_a_larger_buffer(device):
     bias = tensor(big, device)[2:5]
     out = ndl.ops.bias_add(tensor(a, device), bias)
     np.testing.assert_allclose(out.numpy(), a + big[2:5], rtol=1e-6, atol=1e-6)
+
+
+def test_relu_grad_op(device):
+    # g · 1[a > 0] in one kernel pass; its gradient in g is the same mask (none in a).
+    a = away_from_zero(4, 5)
+    a[0, :2] = [0.0, np.nan]  # at 0 and for NaN the gradient is 0
+    check_forward(lambda g: ndl.ops.ReLUGrad()(g, tensor(a, device, str(g.dtype), False)),
+                  lambda g: np.where(a > 0, g, 0.0), randn(4, 5), device=device)
+    b = away_from_zero(4, 5)
+    check_grad(lambda g: ndl.ops.ReLUGrad()(g, tensor(b, device, str(g.dtype), False)),
+               randn(4, 5), device=device)
+
+
+def test_relu_gradient_is_one_relu_grad_node(device):
+    x = tensor(away_from_zero(3, 4), device)
+    ndl.relu(x).backward(tensor(randn(3, 4), device, requires_grad=False), create_graph=True)
+    assert isinstance(x.grad.op, ndl.ops.ReLUGrad)

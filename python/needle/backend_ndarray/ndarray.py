@@ -664,6 +664,12 @@ class NDArray:
     def __rpow__(self, other):
         return self._binary(other, "ewise_power", "scalar_rpower")
 
+    def relu_grad(self, a):
+        """ReLU's gradient: ``self`` where ``a`` (the ReLU's input) > 0, else 0, one pass."""
+        if not isinstance(a, NDArray) or a._shape != self._shape:
+            raise ValueError(f"relu_grad: needs an array of shape {self.shape}")
+        return self._binary(a, "ewise_relu_grad", None)
+
     def maximum(self, other):
         return self._binary(other, "ewise_maximum", "scalar_maximum")
 

@@ -142,6 +142,7 @@ ewise_lt, scalar_lt = _binary(np.less)
 ewise_le, scalar_le = _binary(np.less_equal)
 ewise_gt, scalar_gt = _binary(np.greater)
 ewise_ge, scalar_ge = _binary(np.greater_equal)
+ewise_relu_grad, _ = _binary(lambda g, a: np.where(a > 0, g, 0))  # ReLU's gradient at input a
 _, scalar_rsub = _binary(lambda x, v: v - x)
 _, scalar_rdiv = _binary(lambda x, v: v / x)
 _, scalar_rpower = _binary(lambda x, v: np.power(v, x))
@@ -349,7 +350,7 @@ TABLE = (
     "ewise_mul", "scalar_mul", "ewise_div", "scalar_div", "scalar_rdiv",
     "ewise_power", "scalar_power", "scalar_rpower", "ewise_maximum", "scalar_maximum",
     "ewise_eq", "scalar_eq", "ewise_ne", "scalar_ne", "ewise_lt", "scalar_lt",
-    "ewise_le", "scalar_le", "ewise_gt", "scalar_gt", "ewise_ge", "scalar_ge",
+    "ewise_le", "scalar_le", "ewise_gt", "scalar_gt", "ewise_ge", "scalar_ge", "ewise_relu_grad",
     "ewise_neg", "ewise_log", "ewise_exp", "ewise_tanh", "ewise_sqrt", "ewise_abs",
     "ewise_sign", "ewise_sigmoid", "ewise_relu",
     "reduce_sum", "reduce_max", "matmul", "matmul_batched",

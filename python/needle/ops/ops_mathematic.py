@@ -22,8 +22,8 @@ __all__ = [
     "MulScalar", "mul_scalar", "EWisePow", "power", "PowerScalar", "power_scalar", "EWiseDiv",
     "divide", "DivScalar", "divide_scalar", "Negate", "negate", "Transpose", "transpose", "Permute",
     "permute", "Reshape", "reshape", "BroadcastTo", "broadcast_to", "Summation", "summation",
-    "mean", "MatMul", "matmul", "Log", "log", "Exp", "exp", "ReLU", "relu", "Tanh", "tanh",
-    "Sigmoid", "sigmoid", "Sqrt", "sqrt", "Maximum", "maximum",
+    "mean", "MatMul", "matmul", "Log", "log", "Exp", "exp", "ReLU", "relu", "ReLUGrad", "Tanh",
+    "tanh", "Sigmoid", "sigmoid", "Sqrt", "sqrt", "Maximum", "maximum",
 ]
 
 _ND = BACKEND == "nd"
@@ -499,8 +499,23 @@ class ReLU(TensorOp):
         return a.relu() if _ND else numpy.maximum(a, 0)
 
     def gradient(self, out_grad, node):
-        a = node.inputs[0].realize_cached_data()
-        return out_grad * _const(_mask(a > 0, a.dtype))
+        return ReLUGrad()(out_grad, node.inputs[0])
+
+
+class ReLUGrad(TensorOp):
+    """ReLU's gradient ``g · 1[a > 0]`` as one op (one kernel pass, no mask array).
+
+    Inputs ``g`` (the output gradient) and ``a`` (the ReLU's input); its own gradient is this
+    op again for ``g`` and none for ``a`` (the mask is piecewise constant).
+    """
+
+    def compute(self, g, a):
+        if _ND and "ewise_relu_grad" in a.device.__dict__:
+            return g.relu_grad(a)
+        return g * _mask(a > 0, g.dtype)
+
+    def gradient(self, out_grad, node):
+        return ReLUGrad()(out_grad, node.inputs[1]), None
 
 
 def relu(a):
