@@ -382,8 +382,9 @@ class Tensor(Value):
                 "tensors it came from are gone; use backward(create_graph=True) to "
                 "differentiate gradients"
             )
-        compute_gradient_of_variables(output, root_grad)
-        node.grad.backward(out_grad, create_graph=True)
+        with enable_grad():  # (also when called inside no_grad(): the pass must be recorded)
+            compute_gradient_of_variables(output, root_grad)
+            node.grad.backward(out_grad, create_graph=True)
 
     # --- operators (the graph shapes follow the course: a - b is add(a, negate(b))) -----
     def __add__(self, other):
