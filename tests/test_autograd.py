@@ -294,3 +294,32 @@ def test_a_callers_out_grad_stays_a_plain_tensor(device):
     g.backward()  # an ordinary constant: only its own .grad is set
     np.testing.assert_allclose(g.grad.numpy(), np.ones(3))
     np.testing.assert_allclose(x.grad.numpy(), np.exp(x.numpy()), rtol=1e-5)
+
+
+def test_an_interrupt_during_tensor_work_is_never_lost():
+    # Ctrl-C at a random moment of a loop that makes and frees tensors must surface as
+    # KeyboardInterrupt every time: nothing that runs when a tensor is freed may swallow it.
+    import signal
+    import time
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    rng = np.random.default_rng(0)
+    a = ndl.Tensor(np.ones((4, 4)))
+    lost = 0
+    try:
+        for _ in range(300):
+            signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-5, 1e-3))
+            start = time.perf_counter()
+            try:
+                while time.perf_counter() - start < 0.5:  # far longer than the timer
+                    (a * a + a).sum()
+                lost += 1
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert lost == 0

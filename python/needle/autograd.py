@@ -7,6 +7,7 @@ inputs; gradients are built from needle ops, so they are Tensors that can be
 differentiated again (grad of grad).
 """
 
+import gc
 import weakref
 from contextlib import contextmanager
 from typing import List, Optional, Tuple, Union
@@ -16,7 +17,6 @@ import numpy
 from .backend_selection import BACKEND, Device, NDArray, array_api, cpu, default_device
 
 LAZY_MODE = False
-TENSOR_COUNTER = 0
 
 _GRAD_ENABLED = True
 _ND = BACKEND == "nd"  # NDArray arrays (else the course's plain-NumPy mode)
@@ -42,6 +42,16 @@ def enable_grad():
         yield
     finally:
         _GRAD_ENABLED = previous
+
+
+def __getattr__(name):
+    # The course's ``TENSOR_COUNTER`` (how many Values are alive; its tests read it to check
+    # that training loops do not keep graphs) is counted when it is read, from the collector's
+    # list of objects.  A count kept by ``Value.__del__`` would run Python code whenever a
+    # tensor is freed: slower, and a Ctrl-C arriving there is printed and lost.
+    if name == "TENSOR_COUNTER":
+        return sum(1 for obj in gc.get_objects() if issubclass(type(obj), Value))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_grad_enabled():
@@ -93,13 +103,7 @@ class Value:
     def is_leaf(self):
         return self.op is None
 
-    def __del__(self):
-        global TENSOR_COUNTER
-        TENSOR_COUNTER -= 1
-
     def _init(self, op, inputs, *, num_outputs=1, cached_data=None, requires_grad=None):
-        global TENSOR_COUNTER
-        TENSOR_COUNTER += 1
         if requires_grad is None:
             requires_grad = any(x.requires_grad for x in inputs)
         self.op = op
@@ -125,7 +129,6 @@ class Value:
 # The path from an op call to its kernel runs for every op of every step: it is written for
 # speed (no generator expressions, the compute inputs read straight from ``cached_data``).
 def _make_from_op(cls, op, inputs):
-    global TENSOR_COUNTER
     if len(inputs) == 2:
         a, b = inputs
         a = a.realize_cached_data() if a.cached_data is None else a.cached_data
@@ -156,7 +159,6 @@ def _make_from_op(cls, op, inputs):
         data = op.compute(*[x.realize_cached_data() if x.cached_data is None else x.cached_data
                             for x in inputs])
     value = _new_value(cls)
-    TENSOR_COUNTER += 1
     value.op = None
     value.inputs = []
     value.num_outputs = 1
