@@ -1,15 +1,16 @@
 """Training checkpoints: model tensors (parameters and BatchNorm running statistics), optimizer
-state, epoch, RNG states and history, in one pickle of NumPy arrays and plain Python values.
+state, epoch, RNG states and history, written with ``needle.save``: NumPy arrays in an ``.npz``
+archive plus the structure and plain values as JSON.  Loading one reads data only
+(``allow_pickle=False``): it never runs code.  Files of the old pickle format are refused
+without being unpickled.
 
 Model tensors come from ``Module.state_dict()`` (parameters and buffers such as BatchNorm's
 ``running_mean``).  Optimizer state comes from ``Optimizer.state_dict()`` (per-parameter
-buffers keyed by the parameter's position).  A checkpoint is a pickle: load only files you
-trust (unpickling can run code).
+buffers keyed by the parameter's position).
 """
 
 import importlib
 import os
-import pickle
 import sys
 
 if not __package__:  # `import checkpoint` with apps/ on sys.path, as the course's tests do
@@ -21,7 +22,7 @@ import numpy as np
 
 import needle as ndl
 
-FORMAT = "needle-train-checkpoint/1"
+FORMAT = "needle-train-checkpoint/2"
 
 
 def _to_numpy(value):
@@ -69,26 +70,22 @@ def load_optimizer_state(opt, state):
 
 
 def save(path, payload):
-    """Write ``payload`` atomically (a crash mid-write never leaves a truncated checkpoint)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        pickle.dump(dict(payload, format=FORMAT), f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+    """Write ``payload`` atomically (temporary file in the same folder, fsync, rename): a crash
+    at any moment leaves the previous checkpoint whole."""
+    ndl.save(dict(payload, format=FORMAT), path)
 
 
 def load(path):
-    """Read a checkpoint written by ``save``.
+    """Read a checkpoint written by ``save`` (data only: nothing in it is run).
 
     Raises:
-        FileNotFoundError: no such file.  ValueError: not a training checkpoint.
+        FileNotFoundError: no such file.  ValueError: not a training checkpoint of this
+        version (old pickle checkpoints included: they are not unpickled).
     """
-    with open(path, "rb") as f:
-        try:
-            payload = pickle.load(f)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not ours"
-            raise ValueError(f"{path} is not a training checkpoint ({exc})") from None
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    payload = ndl.load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a training checkpoint ({FORMAT})")
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise ValueError(f"{path} is not a training checkpoint of format {FORMAT} (found {found})")
     return payload

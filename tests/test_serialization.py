@@ -88,3 +88,15 @@ def test_no_pickle_in_container(tmp_path):
     ndl.save({"a": np.arange(3)}, tmp_path / "c.npz")
     with np.load(tmp_path / "c.npz", allow_pickle=False) as f:
         assert all(f[name].dtype != object for name in f.files)
+
+
+def test_a_pickle_is_refused_unread(tmp_path):
+    import pickle
+
+    path = tmp_path / "old.ckpt"
+    with open(path, "wb") as f:
+        pickle.dump({"weights": [1, 2, 3]}, f)
+    with pytest.raises(ValueError, match="pickle"):
+        ndl.load(path)
+    with pytest.raises(ValueError, match="directory"):
+        ndl.load(tmp_path)

@@ -110,6 +110,8 @@ def save(obj: Any, path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{_META: np.array(meta)}, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -126,6 +128,15 @@ def load(path, device=None) -> Any:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no checkpoint file {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"load: {path!r} is a directory, not a checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:1] == b"\x80":  # a pickle stream (protocol 2 and later): never unpickled
+        raise ValueError(
+            f"load: {path!r} is a pickle (an old checkpoint format?); needle does not unpickle "
+            "files, since that can run code"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             members = {name: archive[name] for name in archive.files}

@@ -198,3 +198,33 @@ def test_flip_crop_matches_per_image_flips_and_crops():
         padded = np.pad(image, ((0, 0), (2, 2), (2, 2)))
         r, c = offsets[:, i]
         np.testing.assert_array_equal(out[i], padded[:, r : r + 5, c : c + 7])
+
+
+class _RunsCode:
+    """Unpickling this object calls os.mkdir(path): a stand-in for a malicious checkpoint."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--eval-only"])
+def test_a_pickled_checkpoint_is_refused_without_running_its_code(flag, tmp_path, capsys):
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.ckpt"
+    with open(evil, "wb") as f:
+        pickle.dump({"format": "needle-train-checkpoint/1", "x": _RunsCode(str(marker))}, f)
+    code, out, err = run(BASE + [flag, "--checkpoint", str(evil), "--out", str(tmp_path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "pickle" in err, err
+    assert not marker.exists()
+
+
+def test_a_garbage_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(np.random.RandomState(0).bytes(4096))
+    code, out, err = run(BASE + ["--eval-only", "--checkpoint", str(junk)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "cannot use checkpoint" in err, err
