@@ -23,8 +23,10 @@ Ctrl-C saves a checkpoint (``--checkpoint``, else ``OUT/interrupted.ckpt``) and 
 import argparse
 import csv
 import importlib
+import math
 import os
 import sys
+import tempfile
 import time
 
 if not __package__:  # `import train` with apps/ on sys.path, as the course's tests do
@@ -120,8 +122,46 @@ def check_args(args):
         raise UsageError("--resume and --eval-only need --checkpoint PATH")
     if (args.resume or args.eval_only) and not os.path.isfile(args.checkpoint):
         raise UsageError(f"checkpoint not found: {args.checkpoint}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise UsageError(f"--weight-decay must be a number >= 0, got {args.weight_decay}")
     if args.lr is None:
         args.lr = 0.01 if args.optimizer == "adam" else 0.1
+    check_output_places(args)
+
+
+def check_output_places(args):
+    """Before any work: the output folder can be made and written, and a checkpoint to write
+    names a file in an existing, writable folder (its parents are not created)."""
+    if args.eval_only:
+        return
+    out = args.out or os.path.join("runs", args.model)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out} exists and is not a folder")
+    try:  # the folder is made now (the run writes there) and a file tried in it
+        os.makedirs(out, exist_ok=True)
+        _try_writing_in(out)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create or write in it ({exc.strerror})") from None
+    if args.checkpoint:
+        path = args.checkpoint
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise UsageError(f"--checkpoint {path} is a folder; name a file")
+        if not os.path.isdir(folder):
+            raise UsageError(f"--checkpoint {path}: folder {folder} does not exist")
+        try:
+            _try_writing_in(folder)
+        except OSError as exc:
+            raise UsageError(
+                f"--checkpoint {path}: cannot write in {folder} ({exc.strerror})"
+            ) from None
+
+
+def _try_writing_in(folder):
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 def pick_device(name):

@@ -125,6 +125,14 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, capsys, monkeypatch):
         (["--dtype", "float16"], "--dtype must be float32 or float64"),
         (["--schedule", "linear"], "unknown schedule"),
         (["--augment", "mixup"], "invalid choice: 'mixup'"),
+        (["--lr", "nan"], "--lr must be a positive number"),
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--lr", "0"], "--lr must be a positive number"),
+        (["--weight-decay", "-1"], "--weight-decay must be a number >= 0"),
+        (["--weight-decay", "inf"], "--weight-decay must be a number >= 0"),
+        (["--out", "/proc/forbidden/x"], "--out /proc/forbidden/x: cannot create or write in it"),
+        (["--checkpoint", "/"], "is a folder"),
+        (["--checkpoint", "/no_such_dir_here/x.ckpt"], "folder /no_such_dir_here does not exist"),
     ],
 )
 def test_errors_are_one_line_with_status_2(argv, message, capsys):
@@ -228,3 +236,15 @@ def test_a_garbage_checkpoint_is_a_one_line_error(tmp_path, capsys):
     junk.write_bytes(np.random.RandomState(0).bytes(4096))
     code, out, err = run(BASE + ["--eval-only", "--checkpoint", str(junk)], capsys)
     assert code == 2 and err.count("\n") == 1 and "cannot use checkpoint" in err, err
+
+
+def test_output_places_are_checked_before_any_data_is_read(tmp_path, capsys, monkeypatch):
+    # A file where the output folder should be: one line, exit 2, and no data was loaded.
+    blocker = tmp_path / "out"
+    blocker.write_text("")
+    monkeypatch.setattr(train, "load_data", lambda spec: pytest.fail("data loaded first"))
+    code, out, err = run(BASE + ["--out", str(blocker)], capsys)
+    assert code == 2 and "exists and is not a folder" in err and err.count("\n") == 1
+    code, out, err = run(BASE + ["--checkpoint", str(tmp_path / "missing" / "x.ckpt")], capsys)
+    assert code == 2 and "does not exist" in err
+    assert not (tmp_path / "missing").exists()  # no parent folder made behind the user's back
