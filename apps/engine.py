@@ -32,6 +32,15 @@ except ImportError:  # pragma: no cover - depends on the environment
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 
 
+class NonFiniteLoss(ArithmeticError):
+    """A training batch's loss was nan or inf (before its gradient was applied)."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"loss {value} at step {step + 1}")
+        self.step = step
+        self.value = value
+
+
 @dataclass
 class EpochResult:
     """Mean loss and accuracy over the samples of one pass, with its timing."""
@@ -40,6 +49,7 @@ class EpochResult:
     accuracy: float
     samples: int
     seconds: float
+    skipped: int = 0  # training batches left out because their loss was not finite
 
     @property
     def images_per_s(self) -> float:
@@ -73,6 +83,7 @@ def run_epoch(
     progress: bool = False,
     desc: str = "",
     total: Optional[int] = None,
+    nonfinite: str = "raise",
 ) -> EpochResult:
     """One pass over ``batches``: train when ``opt`` is given, else evaluate.
 
@@ -84,16 +95,24 @@ def run_epoch(
         on_step: called with the batch index before each optimizer step (learning-rate schedule).
         progress: show a tqdm bar (loss, accuracy, images/s) when tqdm is installed.
         total: number of batches, for the bar.
+        nonfinite: what a training batch whose loss is nan or inf does: ``"raise"``
+            ``NonFiniteLoss`` (before its step), ``"skip"`` it (no step, not counted), or
+            ``"keep"`` training as if it were finite (the course's loops).
 
     Returns:
         ``EpochResult`` with the sample-weighted mean loss and the accuracy in [0, 1].
+    Raises:
+        NonFiniteLoss: with ``nonfinite="raise"``, when a training batch's loss is not finite
+        (the parameters are left as the previous step made them).
     """
+    if nonfinite not in ("raise", "skip", "keep"):
+        raise ValueError(f"run_epoch: nonfinite must be raise, skip or keep, got {nonfinite!r}")
     training = opt is not None
     model.train(training)
     bar = None
     if progress and _tqdm is not None:
         bar = _tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, correct, seen, skipped = 0.0, 0, 0, 0
     start = time.perf_counter()
     try:
         for i, (xb, yb) in enumerate(batches):
@@ -104,14 +123,21 @@ def run_epoch(
                 opt.reset_grad()
                 logits = model(X)
                 loss = loss_fn(logits, y)
+                value = float(loss.numpy())
+                if not math.isfinite(value) and nonfinite != "keep":
+                    if nonfinite == "raise":
+                        raise NonFiniteLoss(i, value)
+                    skipped += 1
+                    continue
                 loss.backward()
                 opt.step()
             else:
                 with ndl.no_grad():
                     logits = model(X)
                     loss = loss_fn(logits, y)
+                value = float(loss.numpy())
             n = X.shape[0]
-            loss_sum += float(loss.numpy()) * n
+            loss_sum += value * n
             correct += int((logits.numpy().argmax(axis=1) == _labels_numpy(yb)).sum())
             seen += n
             if bar is not None:
@@ -128,8 +154,8 @@ def run_epoch(
             bar.close()
     seconds = time.perf_counter() - start
     if seen == 0:
-        return EpochResult(float("nan"), float("nan"), 0, seconds)
-    return EpochResult(loss_sum / seen, correct / seen, seen, seconds)
+        return EpochResult(float("nan"), float("nan"), 0, seconds, skipped)
+    return EpochResult(loss_sum / seen, correct / seen, seen, seconds, skipped)
 
 
 def minibatches(X, y, batch_size, shuffle=False, rng=None, augment=None):

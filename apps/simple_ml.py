@@ -86,7 +86,7 @@ def epoch_general_cifar10(dataloader, model, loss_fn=nn.SoftmaxLoss(), opt=None)
     np.random.seed(4)
     params = model.parameters()
     device = params[0].device if params else None  # batches follow the model to its device
-    result = run_epoch(model, dataloader, loss_fn, opt, device=device)
+    result = run_epoch(model, dataloader, loss_fn, opt, device=device, nonfinite="keep")
     return result.accuracy, result.loss
 
 

@@ -40,7 +40,15 @@ import needle as ndl  # noqa: E402  (apps/__init__ makes the in-tree package imp
 import needle.nn as nn  # noqa: E402
 from apps import checkpoint as ckpt
 from apps.datasets import DataError, adapt_images, load_data
-from apps.engine import SCHEDULES, flip_crop, minibatches, num_batches, run_epoch, scheduled_lr
+from apps.engine import (
+    SCHEDULES,
+    NonFiniteLoss,
+    flip_crop,
+    minibatches,
+    num_batches,
+    run_epoch,
+    scheduled_lr,
+)
 from apps.models import MODELS, build_model, count_parameters
 
 HISTORY_FIELDS = (
@@ -99,6 +107,11 @@ def build_parser():
     p.add_argument("--limit", type=int, default=None, help="use only the first N train/test images")
     p.add_argument("--out", default=None, help="folder for history.csv/curves.png (runs/MODEL)")
     p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
+    p.add_argument(
+        "--skip-nonfinite",
+        action="store_true",
+        help="skip training batches whose loss is nan/inf (default: stop with an error)",
+    )
     return p
 
 
@@ -136,7 +149,7 @@ def check_output_places(args):
     names a file in an existing, writable folder (its parents are not created)."""
     if args.eval_only:
         return
-    out = args.out or os.path.join("runs", args.model)
+    out = output_folder(args)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out {out} exists and is not a folder")
     try:  # the folder is made now (the run writes there) and a file tried in it
@@ -259,8 +272,13 @@ def save_checkpoint(path, args, model, opt, state, interrupted=False):
     )
 
 
-def write_curves(history, out_dir):
-    """``history.csv`` always; ``curves.png`` when matplotlib is importable. Returns paths."""
+def output_folder(args):
+    """``--out``, by default ``runs/MODEL``."""
+    return args.out or os.path.join("runs", args.model)
+
+
+def write_history(history, out_dir):
+    """``history.csv`` with a row per finished epoch (rewritten after each epoch)."""
     os.makedirs(out_dir, exist_ok=True)
     csv_path = os.path.join(out_dir, "history.csv")
     with open(csv_path, "w", newline="") as f:
@@ -268,6 +286,12 @@ def write_curves(history, out_dir):
         writer.writeheader()
         for row in history:
             writer.writerow({k: row[k] for k in HISTORY_FIELDS})
+    return csv_path
+
+
+def write_curves(history, out_dir):
+    """``history.csv`` always; ``curves.png`` when matplotlib is importable. Returns paths."""
+    csv_path = write_history(history, out_dir)
     try:
         import matplotlib
 
@@ -329,6 +353,7 @@ def fit(args, train, test, device, model, opt, state):
             progress=progress,
             desc=desc,
             total=steps,
+            nonfinite="skip" if args.skip_nonfinite else "raise",
         )
         te = evaluate(args, test, device, model, loss_fn, progress, desc + " test")
         state["epoch"] = epoch + 1
@@ -347,9 +372,11 @@ def fit(args, train, test, device, model, opt, state):
         print(
             f"{desc}  train loss {tr.loss:.4f} acc {100 * tr.accuracy:6.2f}%  "
             f"test loss {te.loss:.4f} acc {100 * te.accuracy:6.2f}%  "
-            f"lr {opt.lr:.2e}  {tr.images_per_s:,.0f} img/s  {tr.seconds:.1f} s",
+            f"lr {opt.lr:.2e}  {tr.images_per_s:,.0f} img/s  {tr.seconds:.1f} s"
+            + (f"  ({tr.skipped} non-finite batches skipped)" if tr.skipped else ""),
             flush=True,
         )
+        write_history(state["history"], output_folder(args))  # an interrupted run keeps its curve
         if args.checkpoint:
             save_checkpoint(args.checkpoint, args, model, opt, state)
 
@@ -378,7 +405,7 @@ def main(argv=None):
     except (UsageError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out_dir = args.out or os.path.join("runs", args.model)
+    out_dir = output_folder(args)
     print(
         f"{args.model}: {count_parameters(model):,} parameters | data: {data.name}, "
         f"{len(train):,} train / {len(test):,} test | device {device} | "
@@ -399,6 +426,14 @@ def main(argv=None):
     start = time.perf_counter()
     try:
         fit(args, train, test, device, model, opt, state)
+    except NonFiniteLoss as exc:
+        print(
+            f"error: training diverged: loss {exc.value} at epoch {state['epoch'] + 1}, step "
+            f"{exc.step + 1}; the last checkpoint and history.csv are from epoch "
+            f"{state['epoch']} (lower --lr, or --skip-nonfinite to skip such batches)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         path = args.checkpoint or os.path.join(out_dir, "interrupted.ckpt")
         save_checkpoint(path, args, model, opt, state, interrupted=True)

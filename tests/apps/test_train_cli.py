@@ -248,3 +248,42 @@ def test_output_places_are_checked_before_any_data_is_read(tmp_path, capsys, mon
     code, out, err = run(BASE + ["--checkpoint", str(tmp_path / "missing" / "x.ckpt")], capsys)
     assert code == 2 and "does not exist" in err
     assert not (tmp_path / "missing").exists()  # no parent folder made behind the user's back
+
+
+def _diverging_loss_at(call, monkeypatch):
+    """Make the app's SoftmaxLoss give nan on its ``call``-th use (train and test batches)."""
+    calls = {"n": 0}
+    real = ndl.nn.SoftmaxLoss
+
+    class Diverging(real):
+        def forward(self, logits, y):
+            loss = real.forward(self, logits, y)
+            calls["n"] += 1
+            return loss * float("nan") if calls["n"] == call else loss
+
+    monkeypatch.setattr(ndl.nn, "SoftmaxLoss", Diverging)
+
+
+def test_a_nonfinite_loss_stops_training_and_keeps_the_last_good_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
+    # 96 images in batches of 32: epoch 1 is 3 training losses and 1 test loss, so the 5th
+    # loss is epoch 2's first step.
+    _diverging_loss_at(5, monkeypatch)
+    path = tmp_path / "run.ckpt"
+    argv = BASE + ["--epochs", "3", "--checkpoint", str(path), "--out", str(tmp_path)]
+    code, out, err = run(argv, capsys)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "diverged: loss nan at epoch 2, step 1" in err and "--skip-nonfinite" in err
+    assert ckpt.load(str(path))["epoch"] == 1  # not overwritten by the diverged epoch
+    assert len(read_history(tmp_path / "history.csv")) == 1
+
+
+def test_skip_nonfinite_leaves_such_batches_out(tmp_path, capsys, monkeypatch):
+    _diverging_loss_at(2, monkeypatch)
+    argv = BASE + ["--epochs", "1", "--skip-nonfinite", "--out", str(tmp_path)]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "(1 non-finite batches skipped)" in out
+    row = read_history(tmp_path / "history.csv")[0]
+    assert np.isfinite(float(row["train_loss"]))
