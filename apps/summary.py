@@ -43,15 +43,28 @@ def main(argv=None):
             else MODELS[args.model].input_shape
         )
     except ValueError:
-        print(f"error: --input must be C,H,W integers, got {args.input!r}", file=sys.stderr)
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        print(
+            f"error: --input must be three positive integers C,H,W, got {args.input!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.batch < 1:
+        print(f"error: --batch must be >= 1, got {args.batch}", file=sys.stderr)
         return 2
     device = ndl.cpu() if ndl.cpu().enabled() else ndl.cpu_numpy()
     state = np.random.get_state()
     np.random.seed(0)
-    model = build_model(args.model, in_channels=shape[0], image_size=shape[1:], device=device)
-    np.random.set_state(state)
-    print(f"{args.model} ({type(model).__name__})")
-    ndl.nn.summary(model, (args.batch, *shape), device=device)
+    try:
+        model = build_model(args.model, in_channels=shape[0], image_size=shape[1:], device=device)
+        np.random.set_state(state)
+        print(f"{args.model} ({type(model).__name__})")
+        ndl.nn.summary(model, (args.batch, *shape), device=device)
+    except ValueError as exc:  # the model does not take this input: say which layer and why
+        np.random.set_state(state)
+        print(f"error: {args.model} does not take input {shape}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -8,6 +8,7 @@ graph (BatchNorm running mean/variance) are updated on raw arrays, so no graph g
 """
 
 import math
+import numbers
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -235,6 +236,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype="float32"):
         super().__init__()
+        for arg, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"Linear: {arg} must be a positive int, got {arg}={value!r}")
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(

@@ -8,6 +8,7 @@ initialisation draws) extended with PyTorch's ``padding``, ``dilation``, ``group
 """
 
 import math
+import numbers
 from typing import Optional
 
 import numpy as np
@@ -68,6 +69,9 @@ def _show(value):
 
 
 def _check_groups(name, in_channels, out_channels, groups):
+    for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name}: {arg} must be a positive int, got {arg}={value!r}")
     if groups < 1 or in_channels % groups or out_channels % groups:
         raise ValueError(
             f"{name}: in_channels={in_channels} and out_channels={out_channels} must be "
@@ -123,6 +127,8 @@ class _ConvNd(Module):
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _per_axis(kernel_size, nd, "kernel_size", name)
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"{name}: kernel_size must be >= 1, got kernel_size={kernel_size!r}")
         self.stride = _per_axis(stride, nd, "stride", name)
         self.dilation = _per_axis(dilation, nd, "dilation", name)
         self.padding_mode = padding_mode
@@ -254,6 +260,8 @@ class _ConvTransposeNd(Module):
         _check_groups(name, in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _per_axis(kernel_size, nd, "kernel_size", name)
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"{name}: kernel_size must be >= 1, got kernel_size={kernel_size!r}")
         self.stride = _per_axis(stride, nd, "stride", name)
         self.padding = _per_axis(padding, nd, "padding", name)
         self.output_padding = _per_axis(output_padding, nd, "output_padding", name)
