@@ -21,12 +21,15 @@ Ctrl-C saves a checkpoint (``--checkpoint``, else ``OUT/interrupted.ckpt``) and 
 """
 
 import argparse
+import contextlib
 import csv
 import importlib
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 
 if not __package__:  # `import train` with apps/ on sys.path, as the course's tests do
@@ -255,21 +258,44 @@ def restore(args, model, opt, state):
         state["loader_rng"].set_state(payload["rng"]["loader"])
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM that arrive in the block act when it ends (a checkpoint being
+    written is finished first).  Python-level handlers, so that a signal taken by another
+    thread (a progress bar's) is held too; only the main thread can set them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = {
+        signum: signal.signal(signum, lambda number, frame: received.append(number))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])  # now handled as it would have been
+
+
 def save_checkpoint(path, args, model, opt, state, interrupted=False):
-    ckpt.save(
-        path,
-        {
-            "model": args.model,
-            "model_state": ckpt.model_state(model),
-            "optimizer": args.optimizer,
-            "optimizer_state": ckpt.optimizer_state(opt),
-            "epoch": state["epoch"],
-            "interrupted": interrupted,
-            "history": state["history"],
-            "rng": {"global": np.random.get_state(), "loader": state["loader_rng"].get_state()},
-            "args": {k: v for k, v in vars(args).items()},
-        },
-    )
+    with _signals_held():  # a Ctrl-C while the file is written acts once it is complete
+        ckpt.save(
+            path,
+            {
+                "model": args.model,
+                "model_state": ckpt.model_state(model),
+                "optimizer": args.optimizer,
+                "optimizer_state": ckpt.optimizer_state(opt),
+                "epoch": state["epoch"],
+                "interrupted": interrupted,
+                "history": state["history"],
+                "rng": {"global": np.random.get_state(), "loader": state["loader_rng"].get_state()},
+                "args": {k: v for k, v in vars(args).items()},
+            },
+        )
 
 
 def output_folder(args):

@@ -287,3 +287,33 @@ def test_skip_nonfinite_leaves_such_batches_out(tmp_path, capsys, monkeypatch):
     assert "(1 non-finite batches skipped)" in out
     row = read_history(tmp_path / "history.csv")[0]
     assert np.isfinite(float(row["train_loss"]))
+
+
+def test_ctrl_c_at_random_moments_always_saves_and_exits_130(tmp_path, capsys, monkeypatch):
+    # A real SIGINT at a random moment of training (forward, backward, the optimizer,
+    # evaluation, writing a checkpoint...): every run ends with status 130 and a loadable
+    # checkpoint.
+    import signal
+    import threading
+
+    real_fit = train.fit
+    rng = np.random.default_rng(1)
+    timers = []
+
+    def fit_interrupted_after(*args):
+        timer = threading.Timer(float(rng.uniform(0.001, 0.25)), os.kill,
+                                (os.getpid(), signal.SIGINT))
+        timers.append(timer)
+        timer.start()
+        return real_fit(*args)
+
+    monkeypatch.setattr(train, "fit", fit_interrupted_after)
+    path = tmp_path / "run.ckpt"
+    argv = BASE + ["--epochs", "500", "--checkpoint", str(path), "--out", str(tmp_path)]
+    for _ in range(100):
+        code, out, err = run(argv, capsys)
+        timers[-1].join()
+        assert code == 130, err
+        assert ckpt.load(str(path))["interrupted"]
+        path.unlink()
+    assert not list(tmp_path.glob("*.tmp"))
