@@ -47,22 +47,10 @@ import needle as ndl  # noqa: E402
 from needle.ops.ops_conv import conv_geometry  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from common import CONV_LAYERS as LAYERS  # noqa: E402
 from common import median_time  # noqa: E402
 
 # name, C_in, C_out, kernel, stride, H (= W), groups, dilation, input gradient
-LAYERS = [
-    ("stem 3->16 k7 s4 @32", 3, 16, 7, 4, 32, 1, 1, False),
-    ("16->32 k3 s2 @8", 16, 32, 3, 2, 8, 1, 1, True),
-    ("32->32 k3 @4", 32, 32, 3, 1, 4, 1, 1, True),
-    ("32->64 k3 s2 @4", 32, 64, 3, 2, 4, 1, 1, True),
-    ("64->128 k3 s2 @2", 64, 128, 3, 2, 2, 1, 1, True),
-    ("128->128 k3 @1", 128, 128, 3, 1, 1, 1, 1, True),
-    ("dense 32->32 k3 @32", 32, 32, 3, 1, 32, 1, 1, True),
-    ("dense 64->64 k3 @32", 64, 64, 3, 1, 32, 1, 1, True),
-    ("depthwise C64 k3 @32", 64, 64, 3, 1, 32, 64, 1, True),
-    ("grouped 64->64 g4 k3 @32", 64, 64, 3, 1, 32, 4, 1, True),
-    ("dilated 32->32 d2 k3 @32", 32, 32, 3, 1, 32, 1, 2, True),
-]
 
 
 STAT = statistics.median  # --stat min: the best sample (for a machine shared with other jobs)

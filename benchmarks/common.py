@@ -161,3 +161,20 @@ def torch_resnet9(nn):
         nn.ReLU(),
         nn.Linear(128, 10),
     )
+
+
+# The convolution layers the conv benchmarks time: (name, C_in, C_out, kernel, stride, input
+# size, groups, dilation, whether the input gradient is computed (not for the image batch)).
+CONV_LAYERS = [
+    ("stem 3->16 k7 s4 @32", 3, 16, 7, 4, 32, 1, 1, False),
+    ("16->32 k3 s2 @8", 16, 32, 3, 2, 8, 1, 1, True),
+    ("32->32 k3 @4", 32, 32, 3, 1, 4, 1, 1, True),
+    ("32->64 k3 s2 @4", 32, 64, 3, 2, 4, 1, 1, True),
+    ("64->128 k3 s2 @2", 64, 128, 3, 2, 2, 1, 1, True),
+    ("128->128 k3 @1", 128, 128, 3, 1, 1, 1, 1, True),
+    ("dense 32->32 k3 @32", 32, 32, 3, 1, 32, 1, 1, True),
+    ("dense 64->64 k3 @32", 64, 64, 3, 1, 32, 1, 1, True),
+    ("depthwise C64 k3 @32", 64, 64, 3, 1, 32, 64, 1, True),
+    ("grouped 64->64 g4 k3 @32", 64, 64, 3, 1, 32, 4, 1, True),
+    ("dilated 32->32 d2 k3 @32", 32, 32, 3, 1, 32, 1, 2, True),
+]
