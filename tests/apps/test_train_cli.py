@@ -317,3 +317,18 @@ def test_ctrl_c_at_random_moments_always_saves_and_exits_130(tmp_path, capsys, m
         assert ckpt.load(str(path))["interrupted"]
         path.unlink()
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_checkpoint_of_another_model_names_what_differs(tmp_path, capsys):
+    path = tmp_path / "cnn.ckpt"
+    argv = BASE + ["--epochs", "1", "--checkpoint", str(path), "--out", str(tmp_path)]
+    assert run(argv, capsys)[0] == 0
+    code, out, err = run(BASE + ["--eval-only", "--checkpoint", str(path), "--model", "resnet9"],
+                         capsys)
+    assert code == 2 and "holds a 'cnn' model" in err, err
+    payload = ckpt.load(str(path))
+    name = next(iter(payload["model_state"]))
+    payload["model_state"][name] = np.zeros((2, 2), dtype=np.float32)
+    ckpt.save(str(path), {k: v for k, v in payload.items() if k != "format"})
+    code, out, err = run(BASE + ["--eval-only", "--checkpoint", str(path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and repr(name) in err and "(2, 2)" in err, err
