@@ -23,13 +23,13 @@ if not __package__:  # `import engine` with apps/ on sys.path, as the course's t
 import numpy as np
 
 import needle as ndl
+from apps.schedules import SCHEDULES, scheduled_lr  # noqa: F401  (re-exported)
 
 try:  # tqdm is optional: without it there is no per-batch bar, only the per-epoch line
     from tqdm.auto import tqdm as _tqdm
 except ImportError:  # pragma: no cover - depends on the environment
     _tqdm = None
 
-SCHEDULES = ("none", "step", "cosine", "onecycle")
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -195,31 +195,3 @@ def flip_crop(X, rng, padding=4):
 
 def num_batches(n, batch_size):
     return (n + batch_size - 1) // batch_size
-
-
-def scheduled_lr(kind, base_lr, step, total_steps):
-    """Learning rate at global ``step`` (0-based) of ``total_steps`` for a schedule ``kind``.
-
-    - ``none``: constant ``base_lr``.
-    - ``step``: ``base_lr``, times 0.1 from 50 % of training and 0.01 from 75 %.
-    - ``cosine``: ``base_lr * (1 + cos(pi * t)) / 2`` with ``t = step / total_steps``.
-    - ``onecycle``: linear warm-up from ``base_lr / 25`` to ``base_lr`` over the first 30 %,
-      then cosine annealing down to ``base_lr / 1e4`` (PyTorch's ``OneCycleLR`` shape).
-
-    A pure function of the step, so a resumed run follows the same curve.
-    """
-    if kind not in SCHEDULES:
-        raise ValueError(f"unknown schedule {kind!r}; choose one of: {', '.join(SCHEDULES)}")
-    t = min(max(step / max(total_steps, 1), 0.0), 1.0)
-    if kind == "none":
-        return base_lr
-    if kind == "step":
-        return base_lr * (0.01 if t >= 0.75 else 0.1 if t >= 0.5 else 1.0)
-    if kind == "cosine":
-        return base_lr * 0.5 * (1.0 + math.cos(math.pi * t))
-    warm = 0.3
-    start, end = base_lr / 25.0, base_lr / 1e4
-    if t < warm:
-        return start + (base_lr - start) * t / warm
-    u = (t - warm) / (1.0 - warm)
-    return end + (base_lr - end) * 0.5 * (1.0 + math.cos(math.pi * u))

@@ -114,20 +114,17 @@ class Augmented(torch.utils.data.Dataset):
 
 
 
-def scheduled_lr(kind, base_lr, step, total_steps):
-    """apps.engine.scheduled_lr."""
-    t = min(max(step / max(total_steps, 1), 0.0), 1.0)
-    if kind == "none":
-        return base_lr
-    if kind == "step":
-        return base_lr * (0.01 if t >= 0.75 else 0.1 if t >= 0.5 else 1.0)
-    if kind == "cosine":
-        return base_lr * 0.5 * (1.0 + math.cos(math.pi * t))
-    start, end = base_lr / 25.0, base_lr / 1e4
-    if t < 0.3:
-        return start + (base_lr - start) * t / 0.3
-    u = (t - 0.3) / 0.7
-    return end + (base_lr - end) * 0.5 * (1.0 + math.cos(math.pi * u))
+def _load_schedules():
+    """apps/schedules.py, loaded by its path (importing the apps package would load needle)."""
+    import importlib.util
+    path = os.path.join(os.environ["BENCH_DIR"], "..", "apps", "schedules.py")
+    spec = importlib.util.spec_from_file_location("schedules", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+scheduled_lr = _load_schedules().scheduled_lr
 
 
 def run(model, loader, loss_fn, opt=None, on_step=None):
