@@ -22,14 +22,9 @@ def add_row(x, row):
         and x._strides == _compact_strides(x._shape)
         and prod(row._shape) == c
     ):
-        row = _packed(row, c)  # a bias inside a larger buffer (an optimizer's flat copy) is copied
-        m = prod(x._shape) // c
-        out = NDArray._fresh((m, c), x._device, x._handle.dtype)
-        ones = _ones_row(x._device, x._handle.dtype, c)
-        x._device.rows_affine(
-            x._handle, x._handle, ones._handle, _zeros_row(x._device, x._handle.dtype, c)._handle,
-            row._handle, out._handle,
-        )  # fmt: skip
+        rows = NDArray._view((prod(x._shape) // c, c), (c, 1), x._device, x._handle)
+        # (rows_affine packs a bias that lies inside a larger buffer, e.g. an optimizer's)
+        out = rows_affine(rows, _ones_row(x._device, x._handle.dtype, c), row)
         return NDArray._view(x._shape, x._strides, out._device, out._handle)
     return x + row.reshape((1,) * (len(x._shape) - 1) + (c,))
 
@@ -44,12 +39,7 @@ def _add_row(x, v):
     c = x._shape[-1]
     if c == 0 or prod(x._shape) == 0:
         return None
-    row = _packed(NDArray._view((1, c), (c, 1), v._device, v._handle, v._offset), c)
-    ones = _ones_row(x._device, x._handle.dtype, c)
-    out = rows_affine(
-        NDArray._view((prod(x._shape) // c, c), (c, 1), x._device, x._handle), ones, row
-    )
-    return NDArray._view(x._shape, x._strides, out._device, out._handle)
+    return add_row(x, NDArray._view((1, c), (c, 1), v._device, v._handle, v._offset))
 
 
 _CONSTANT_ROWS = {}  # (device, dtype, n, value) -> a (1, n) row filled with value
