@@ -522,6 +522,24 @@ def grad(output, inputs, out_grad=None):
     return [found.get(id(x)) for x in inputs]
 
 
+def formula_gradient(formula, inputs, directions):
+    """The gradients, with respect to ``inputs``, of sum_k <formula(*inputs)[k], directions[k]>.
+
+    How a fused gradient op differentiates the formula it computes (second derivatives):
+    ``formula`` writes that computation in needle ops and returns a Tensor or a tuple of them.
+    Its graph is recorded even inside ``no_grad()`` (it is what is differentiated); the
+    returned gradients are recorded as the caller's mode says.
+    """
+    with enable_grad():
+        values = formula(*inputs)
+        values = values if isinstance(values, tuple) else (values,)
+        total = None
+        for value, direction in zip(values, directions):
+            term = ops.summation(value * direction)
+            total = term if total is None else total + term
+    return tuple(grad(total, list(inputs)))
+
+
 def _reverse_pass(output, out_grad, stop=()):
     """Yield (node, its summed gradient) in reverse topological order from ``output``.
 

@@ -1,6 +1,6 @@
 """Numerically stable log-sum-exp, log-softmax and the softmax cross-entropy loss."""
 
-from ..autograd import TensorOp, enable_grad, grad
+from ..autograd import TensorOp, formula_gradient
 from .ops_mathematic import (
     _as_array,
     _kept_shape,
@@ -125,10 +125,7 @@ class SoftmaxCrossEntropyGrad(TensorOp):
         return (softmax - y_one_hot) * scale
 
     def gradient(self, out_grad, node):
-        inputs = list(node.inputs)
-        with enable_grad():  # the formula's graph is what grad() differentiates
-            total = summation(_softmax_cross_entropy_grad(*inputs) * out_grad)
-        return tuple(grad(total, inputs))
+        return formula_gradient(_softmax_cross_entropy_grad, node.inputs, (out_grad,))
 
 
 def softmax_cross_entropy(logits, y_one_hot):

@@ -27,7 +27,7 @@ import math
 
 import numpy
 
-from ..autograd import Tensor, TensorOp, TensorTupleOp, enable_grad, grad
+from ..autograd import Tensor, TensorOp, TensorTupleOp, formula_gradient
 from ..backend_selection import BACKEND
 from .ops_mathematic import _zeros, broadcast_to, reshape, summation
 
@@ -160,14 +160,11 @@ class BatchNormTrainGrad(TensorTupleOp):
         return self.forward.array_gradient(g, x.shape)
 
     def gradient(self, out_grad, node):
-        g, x, weight = node.inputs
-        with enable_grad():  # the formula's graph is what grad() differentiates
-            formula = _graph_gradient(g, x, weight, self.forward.eps)
-            total = None
-            for value, direction in zip(formula, out_grad.tuple()):
-                term = summation(value * direction)
-                total = term if total is None else total + term
-        return tuple(grad(total, [g, x, weight]))
+        return formula_gradient(
+            lambda g, x, weight: _graph_gradient(g, x, weight, self.forward.eps),
+            node.inputs,
+            out_grad.tuple(),
+        )
 
 
 class ChannelAffine(TensorOp):
