@@ -147,20 +147,28 @@ def _sqrt(array):
     return array.sqrt() if hasattr(array, "sqrt") else np.sqrt(array)
 
 
+def _shared_device_dtype(datas):
+    """(device, dtype) of arrays that all share one, else None (no flat update for them)."""
+    device, dtype = datas[0].device, datas[0].dtype
+    if any(d.device != device or d.dtype != dtype for d in datas):
+        return None
+    return device, dtype
+
+
 def _reserve_flat_buffers(params, copies):
     """Put ``copies`` buffers of the parameters' total size into the backend's buffer pool
-    (allocated, touched, released), so that the first step's flat buffers are reused ones."""
+    (allocated and released: the CPU pool maps large ones with their pages filled), so that
+    the first step's flat buffers are reused ones."""
     if BACKEND != "nd" or not params:
         return
     datas = [p.realize_cached_data() for p in params]
-    device, dtype = datas[0].device, datas[0].dtype
-    if "adam_step" not in device.__dict__ or any(
-        d.device != device or d.dtype != dtype for d in datas
-    ):
+    shared = _shared_device_dtype(datas)
+    if shared is None or "adam_step" not in shared[0].__dict__:
         return
+    device, dtype = shared
     total = sum(d.size for d in datas)
-    buffers = [device.full((total,), 0.0, dtype) for _ in range(copies)]
-    del buffers  # back to the pool, pages already faulted in
+    buffers = [device.empty((total,), dtype) for _ in range(copies)]
+    del buffers  # back to the pool
 
 
 def _adam_update(m, v, step_size, correction2, eps):
@@ -262,9 +270,10 @@ class Adam(Optimizer):
             if getattr(p, "grad", None) is None:
                 return False
             datas.append(p.realize_cached_data())
-        device, dtype = datas[0].device, datas[0].dtype
-        if any(d.device != device or d.dtype != dtype for d in datas):
+        shared = _shared_device_dtype(datas)
+        if shared is None:
             return False
+        device, dtype = shared
         flat = self.__dict__.get("_flat")
         if flat is None or len(flat["slots"]) != len(self.params):
             flat = self._flatten(datas, device, dtype)
