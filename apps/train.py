@@ -316,8 +316,9 @@ def write_history(history, out_dir):
 
 
 def write_curves(history, out_dir):
-    """``history.csv`` always; ``curves.png`` when matplotlib is importable. Returns paths."""
-    csv_path = write_history(history, out_dir)
+    """``curves.png`` when matplotlib is importable, next to the ``history.csv`` that each
+    epoch wrote. Returns the paths of both."""
+    csv_path = os.path.join(out_dir, "history.csv")
     try:
         import matplotlib
 
