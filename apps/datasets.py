@@ -4,11 +4,8 @@ Everything is loaded into NumPy arrays once (these data sets fit in memory many 
 images as float32 ``(N, C, H, W)`` in [0, 1], labels as int64 ``(N,)``.
 """
 
-import gzip
 import importlib
 import os
-import pickle
-import struct
 import sys
 from dataclasses import dataclass
 
@@ -18,6 +15,9 @@ if not __package__:  # `import datasets` with apps/ on sys.path, as the course's
         sys.modules[__name__] = importlib.import_module("apps." + __name__)
 
 import numpy as np
+
+from needle.data.datasets.cifar10_dataset import load_cifar10_batch
+from needle.data.datasets.mnist_dataset import read_idx as _read_idx
 
 EMBEDDED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 MNIST_FILES = {
@@ -69,25 +69,12 @@ class DataSet:
 
 
 def read_idx(path):
-    """Read an IDX file (gzipped when the name ends in ``.gz``) into a NumPy array.
-
-    Header: two zero bytes, a type code (0x08 = uint8) and the rank, then one big-endian
-    uint32 per dimension; the data follows in C order.
-    """
-    opener = gzip.open if path.endswith(".gz") else open
+    """An IDX file (gzipped or plain) as a NumPy array, read by ``needle.data``; a file that
+    cannot be read raises a one-line DataError."""
     try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path} is not a uint8 IDX file")
-    ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{path}: header says {dims} but holds {data.size} bytes")
-    return data.reshape(dims)
+        return _read_idx(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(str(exc)) from None
 
 
 def _find(folder, stem):
@@ -118,25 +105,16 @@ def load_cifar10(folder):
         raise DataError(f"data folder not found: {folder}")
 
     def read(names):
-        xs, ys = [], []
+        batches = []
         for name in names:
-            path = os.path.join(folder, name)
             try:
-                with open(path, "rb") as f:
-                    batch = pickle.load(f, encoding="bytes")
-            except OSError:
-                raise DataError(f"CIFAR-10 batch {name} not found in {folder}") from None
-            except Exception as exc:  # noqa: BLE001 - any unpickling failure: not a batch
-                raise DataError(f"{path} is not a CIFAR-10 batch ({exc})") from None
-            try:
-                xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-                ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DataError(f"{path} is not a CIFAR-10 batch ({exc})") from None
-        pixels = np.concatenate(xs)
+                batches.append(load_cifar10_batch(os.path.join(folder, name)))
+            except (OSError, ValueError) as exc:
+                raise DataError(str(exc)) from None
+        pixels = np.concatenate([data for data, _ in batches]).reshape(-1, 3, 32, 32)
         X = np.empty(pixels.shape, dtype=np.float32)  # ÷255 in one pass, no float64 temporary
         np.divide(pixels, np.float32(255.0), out=X, dtype=np.float32)
-        return Split(X, np.concatenate(ys))
+        return Split(X, np.concatenate([labels for _, labels in batches]))
 
     train = read([f"data_batch_{i}" for i in range(1, 6)])
     return DataSet(f"cifar10:{folder}", train, read(["test_batch"]))

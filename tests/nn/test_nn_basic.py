@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from apps.mlp_resnet import MLPResNet, ResidualBlock
 from tests.checks import check_grad, supports
 
 import needle as ndl
@@ -347,30 +348,7 @@ def test_dropout_statistics_and_edges(device):
         nn.Dropout(1.5)
 
 
-# --- course parameter counts ---------------------------------------------------------------
-
-
-def _residual_block(dim, hidden_dim, norm=nn.BatchNorm1d, drop_prob=0.1):
-    inner = nn.Sequential(
-        nn.Linear(dim, hidden_dim),
-        norm(hidden_dim),
-        nn.ReLU(),
-        nn.Dropout(drop_prob),
-        nn.Linear(hidden_dim, dim),
-        norm(dim),
-    )
-    return nn.Sequential(nn.Residual(inner), nn.ReLU())
-
-
-def _mlp_resnet(
-    dim, hidden_dim=100, num_blocks=3, num_classes=10, norm=nn.BatchNorm1d, drop_prob=0.1
-):
-    blocks = [
-        _residual_block(hidden_dim, hidden_dim // 2, norm, drop_prob) for _ in range(num_blocks)
-    ]
-    return nn.Sequential(
-        nn.Linear(dim, hidden_dim), nn.ReLU(), *blocks, nn.Linear(hidden_dim, num_classes)
-    )
+# --- course parameter counts (the hw2 models of apps/mlp_resnet.py) ------------------------
 
 
 def _count(module):
@@ -378,10 +356,10 @@ def _count(module):
 
 
 def test_course_parameter_counts(device):
-    assert _count(_residual_block(15, 2)) == 111
-    assert _count(_residual_block(784, 100, nn.LayerNorm1d)) == 159452
-    assert _count(_mlp_resnet(150, 100, 5, 10, nn.LayerNorm1d)) == 68360
-    model = _mlp_resnet(10, 100, 1, 100)
+    assert _count(ResidualBlock(15, 2)) == 111
+    assert _count(ResidualBlock(784, 100, nn.LayerNorm1d)) == 159452
+    assert _count(MLPResNet(150, 100, 5, 10, nn.LayerNorm1d)) == 68360
+    model = MLPResNet(10, 100, 1, 100)
     assert _count(model) == 21650
     out = model(ndl.Tensor(np.random.randn(4, 10), device=model.parameters()[0].device))
     assert out.shape == (4, 100)

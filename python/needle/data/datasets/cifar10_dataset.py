@@ -36,7 +36,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _load_batch(path: str):
+def load_cifar10_batch(path: str):
     """(images (N, 3072) uint8, labels (N,) int64) of one pickled CIFAR-10 batch."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -83,7 +83,7 @@ class CIFAR10Dataset(ByteImageDataset):
         super().__init__(transforms)
         self.p = p
         files = _TRAIN_FILES if train else _TEST_FILES
-        batches = [_load_batch(os.path.join(base_folder, name)) for name in files]
+        batches = [load_cifar10_batch(os.path.join(base_folder, name)) for name in files]
         self._images = np.concatenate([b[0] for b in batches]).reshape(-1, 3, 32, 32)
         self.y = np.concatenate([b[1] for b in batches])
 
