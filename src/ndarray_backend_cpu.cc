@@ -9,6 +9,8 @@
 
 #include <optional>
 
+#include "common/checks.h"
+#include "common/geometry.h"
 #include "cpu/common.h"
 #include "cpu/conv.h"
 #include "cpu/elementwise.h"
@@ -30,9 +32,9 @@ using Shape = std::vector<std::int64_t>;
 class Array {
  public:
   Array(std::int64_t size, DType dtype) : size_(size), dtype_(dtype) {
-    check_nonneg(size, "Array", "size");
-    bytes_ = std::size_t(checked_mul(std::max<std::int64_t>(size, 1),
-                                     std::int64_t(dtype_bytes(dtype)), "Array"));
+    check_nonneg("Array", "size", size);
+    bytes_ = std::size_t(checked_mul("Array", std::max<std::int64_t>(size, 1),
+                                     std::int64_t(dtype_bytes(dtype))));
     ptr_ = BufferPool::instance().acquire(bytes_);
   }
   ~Array() { BufferPool::instance().release(ptr_, bytes_); }
@@ -86,7 +88,7 @@ struct ReleaseGil {
 // ---- conversion, fill, strided copies -------------------------------------------------------
 
 py::array to_numpy(const Array& a, const Shape& shape, const Shape& strides, std::int64_t offset) {
-  check_view(shape, strides, offset, a.size(), "to_numpy");
+  check_view("to_numpy", "a", shape, strides, offset, a.size());
   return dispatch(a.dtype(), [&](auto tag) -> py::array {
     using T = decltype(tag);
     py::array_t<T> out(std::vector<py::ssize_t>(shape.begin(), shape.end()));
@@ -124,8 +126,8 @@ void fill_array(Array& out, double val) {
 void compact_array(const Array& a, Array& out, const Shape& shape, const Shape& strides,
                    std::int64_t offset) {
   check_dtypes("compact", {&a, &out});
-  std::int64_t n = check_view(shape, strides, offset, a.size(), "compact");
-  check_size(out.size(), n, "compact", "out");
+  std::int64_t n = check_view("compact", "a", shape, strides, offset, a.size());
+  check_size("compact", "out", out.size(), n);
   ReleaseGil nogil(n);
   dispatch(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -136,8 +138,8 @@ void compact_array(const Array& a, Array& out, const Shape& shape, const Shape& 
 void ewise_setitem_array(const Array& a, Array& out, const Shape& shape, const Shape& strides,
                          std::int64_t offset) {
   check_dtypes("ewise_setitem", {&a, &out});
-  std::int64_t n = check_view(shape, strides, offset, out.size(), "ewise_setitem");
-  check_size(a.size(), n, "ewise_setitem", "a");
+  std::int64_t n = check_view("ewise_setitem", "out", shape, strides, offset, out.size());
+  check_size("ewise_setitem", "a", a.size(), n);
   ReleaseGil nogil(n);
   dispatch(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -147,7 +149,7 @@ void ewise_setitem_array(const Array& a, Array& out, const Shape& shape, const S
 
 void scalar_setitem_array(std::int64_t size, double val, Array& out, const Shape& shape,
                           const Shape& strides, std::int64_t offset) {
-  std::int64_t n = check_view(shape, strides, offset, out.size(), "scalar_setitem");
+  std::int64_t n = check_view("scalar_setitem", "out", shape, strides, offset, out.size());
   if (size != n)
     throw std::invalid_argument("scalar_setitem: size " + std::to_string(size) +
                                 " does not match the view shape " + shape_str(shape));
@@ -163,8 +165,8 @@ void scalar_setitem_array(std::int64_t size, double val, Array& out, const Shape
 template <class Op>
 void ewise(const Array& a, const Array& b, Array& out) {
   check_dtypes("ewise", {&a, &b, &out});
-  check_size(a.size(), out.size(), "ewise", "a");
-  check_size(b.size(), out.size(), "ewise", "b");
+  check_size("ewise", "a", a.size(), out.size());
+  check_size("ewise", "b", b.size(), out.size());
   ReleaseGil nogil(out.size());
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -175,7 +177,7 @@ void ewise(const Array& a, const Array& b, Array& out) {
 template <class Op>
 void scalar(const Array& a, double val, Array& out) {
   check_dtypes("scalar", {&a, &out});
-  check_size(a.size(), out.size(), "scalar", "a");
+  check_size("scalar", "a", a.size(), out.size());
   ReleaseGil nogil(out.size());
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -185,7 +187,7 @@ void scalar(const Array& a, double val, Array& out) {
 
 void scalar_power_array(const Array& a, double val, Array& out) {
   check_dtypes("scalar_power", {&a, &out});
-  check_size(a.size(), out.size(), "scalar_power", "a");
+  check_size("scalar_power", "a", a.size(), out.size());
   ReleaseGil nogil(out.size());
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -196,7 +198,7 @@ void scalar_power_array(const Array& a, double val, Array& out) {
 template <class Op>
 void unary(const Array& a, Array& out) {
   check_dtypes("unary", {&a, &out});
-  check_size(a.size(), out.size(), "unary", "a");
+  check_size("unary", "a", a.size(), out.size());
   ReleaseGil nogil(out.size());
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -212,7 +214,7 @@ void reduce_array(const Array& a, Array& out, std::int64_t reduce_size) {
   if (reduce_size < 1)
     throw std::invalid_argument("reduce: reduce_size must be >= 1, got " +
                                 std::to_string(reduce_size));
-  check_size(a.size(), checked_mul(out.size(), reduce_size, "reduce"), "reduce", "a");
+  check_size("reduce", "a", a.size(), checked_mul("reduce", out.size(), reduce_size));
   ReleaseGil nogil(out.size() * reduce_size);
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -223,18 +225,18 @@ void reduce_array(const Array& a, Array& out, std::int64_t reduce_size) {
 // ---- matmul -----------------------------------------------------------------------------------
 
 void check_matmul_dims(const char* fn, std::int64_t m, std::int64_t n, std::int64_t p) {
-  check_nonneg(m, fn, "m");
-  check_nonneg(n, fn, "n");
-  check_nonneg(p, fn, "p");
+  check_nonneg(fn, "m", m);
+  check_nonneg(fn, "n", n);
+  check_nonneg(fn, "p", p);
 }
 
 void matmul(const Array& a, const Array& b, Array& out, std::int64_t m, std::int64_t n,
             std::int64_t p) {
   check_dtypes("matmul", {&a, &b, &out});
   check_matmul_dims("matmul", m, n, p);
-  check_size(a.size(), checked_mul(m, n, "matmul"), "matmul", "a");
-  check_size(b.size(), checked_mul(n, p, "matmul"), "matmul", "b");
-  check_size(out.size(), checked_mul(m, p, "matmul"), "matmul", "out");
+  check_size("matmul", "a", a.size(), checked_mul("matmul", m, n));
+  check_size("matmul", "b", b.size(), checked_mul("matmul", n, p));
+  check_size("matmul", "out", out.size(), checked_mul("matmul", m, p));
   ReleaseGil nogil(m * n * p);
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -248,13 +250,13 @@ void matmul_batched(const Array& a, const Array& b, Array& out, std::int64_t bat
   const char* fn = "matmul_batched";
   check_dtypes(fn, {&a, &b, &out});
   check_matmul_dims(fn, m, n, p);
-  check_nonneg(batch, fn, "batch");
-  check_nonneg(a_stride, fn, "a_batch_stride");
-  check_nonneg(b_stride, fn, "b_batch_stride");
+  check_nonneg(fn, "batch", batch);
+  check_nonneg(fn, "a_batch_stride", a_stride);
+  check_nonneg(fn, "b_batch_stride", b_stride);
   if (batch == 0) return;
-  check_size(a.size(), checked_mul(batch - 1, a_stride, fn) + checked_mul(m, n, fn), fn, "a");
-  check_size(b.size(), checked_mul(batch - 1, b_stride, fn) + checked_mul(n, p, fn), fn, "b");
-  check_size(out.size(), checked_mul(batch, checked_mul(m, p, fn), fn), fn, "out");
+  check_size(fn, "a", a.size(), checked_mul(fn, batch - 1, a_stride) + checked_mul(fn, m, n));
+  check_size(fn, "b", b.size(), checked_mul(fn, batch - 1, b_stride) + checked_mul(fn, n, p));
+  check_size(fn, "out", out.size(), checked_mul(fn, batch, checked_mul(fn, m, p)));
   ReleaseGil nogil(batch * m * n * p);
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -282,9 +284,9 @@ void matmul_tiled(const Array& a, const Array& b, Array& out, std::int64_t m, st
     throw std::invalid_argument("matmul_tiled: m, n, p must be multiples of " +
                                 std::to_string(kTile) + ", got " + std::to_string(m) + ", " +
                                 std::to_string(n) + ", " + std::to_string(p));
-  check_size(a.size(), checked_mul(m, n, fn), fn, "a");
-  check_size(b.size(), checked_mul(n, p, fn), fn, "b");
-  check_size(out.size(), checked_mul(m, p, fn), fn, "out");
+  check_size(fn, "a", a.size(), checked_mul(fn, m, n));
+  check_size(fn, "b", b.size(), checked_mul(fn, n, p));
+  check_size(fn, "out", out.size(), checked_mul(fn, m, p));
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const std::int64_t nt = n / kTile, pt = p / kTile;
@@ -309,9 +311,9 @@ void gemm_strided(const Array& a, const Array& b, Array& c, std::int64_t M, std:
                   std::int64_t csB, std::int64_t rsC, std::int64_t csC, bool accumulate,
                   bool reference) {
   check_dtypes("gemm", {&a, &b, &c});
-  check_view({M, K}, {rsA, csA}, 0, a.size(), "gemm A");
-  check_view({K, N}, {rsB, csB}, 0, b.size(), "gemm B");
-  check_view({M, N}, {rsC, csC}, 0, c.size(), "gemm C");
+  check_view("gemm", "A", {M, K}, {rsA, csA}, 0, a.size());
+  check_view("gemm", "B", {K, N}, {rsB, csB}, 0, b.size());
+  check_view("gemm", "C", {M, N}, {rsC, csC}, 0, c.size());
   ReleaseGil nogil(M * N * K);
   dispatch(c.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -326,50 +328,14 @@ void gemm_strided(const Array& a, const Array& b, Array& c, std::int64_t M, std:
 
 // ---- convolution and pooling ------------------------------------------------------------------
 
-[[noreturn]] void geom_error(const char* fn, const std::string& what) {
-  throw std::invalid_argument(std::string(fn) + ": " + what);
-}
-
-constexpr std::int64_t kMaxGeomValue = std::int64_t(1) << 31;
-
-/// Checks every geometry field that a kernel relies on, before any buffer is touched.
-ConvGeom parse_conv_geom(const Shape& v, const char* fn) {
-  if (v.size() != 25)
-    geom_error(fn, "conv geometry needs 25 ints, got " + std::to_string(v.size()));
-  static const char* names[25] = {"N",  "Di", "Hi", "Wi", "Cin", "KD", "KH", "KW", "Cout",
-                                  "Do", "Ho", "Wo", "sd", "sh",  "sw", "pd", "ph", "pw",
-                                  "dd", "dh", "dw", "idd", "idh", "idw", "groups"};
-  for (int i = 0; i < 25; ++i) {
-    const bool pad = i >= 15 && i < 18;
-    const std::int64_t lo = pad ? -kMaxGeomValue : (i >= 5 && i < 8) || i >= 12 ? 1 : 0;
-    if (v[i] < lo || v[i] > kMaxGeomValue)
-      geom_error(fn, std::string(names[i]) + "=" + std::to_string(v[i]) + " out of range [" +
-                         std::to_string(lo) + ", 2^31]");
-  }
-  ConvGeom g{v[0],  v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8],
-             v[9],  v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
-             v[18], v[19], v[20], v[21], v[22], v[23], v[24]};
-  if (g.Cin % g.G || g.Cout % g.G)
-    geom_error(fn, "groups=" + std::to_string(g.G) + " must divide Cin=" + std::to_string(g.Cin) +
-                       " and Cout=" + std::to_string(g.Cout));
-  return g;
-}
-
-std::int64_t prod(std::initializer_list<std::int64_t> xs, const char* fn) {
-  std::int64_t r = 1;
-  for (std::int64_t x : xs) r = checked_mul(r, x, fn);
-  return r;
-}
-
 void conv_forward_array(const Array& a, const Array& b, Array& out, const Shape& geom) {
   const char* fn = "conv_forward";
   check_dtypes(fn, {&a, &b, &out});
-  ConvGeom g = parse_conv_geom(geom, fn);
-  check_size(a.size(), prod({g.N, g.Di, g.Hi, g.Wi, g.Cin}, fn), fn, "a (N, Di, Hi, Wi, Cin)");
-  check_size(b.size(), prod({g.KD, g.KH, g.KW, g.Cg(), g.Cout}, fn), fn,
-             "b (KD, KH, KW, Cin // groups, Cout)");
-  const std::int64_t n_out = prod({g.N, g.Do, g.Ho, g.Wo, g.Cout}, fn);
-  check_size(out.size(), n_out, fn, "out (N, Do, Ho, Wo, Cout)");
+  ConvGeom g = parse_conv_geom(fn, geom);
+  check_size(fn, "a (N, Di, Hi, Wi, Cin)", a.size(), conv_input_size(fn, g));
+  check_size(fn, "b (KD, KH, KW, Cin // groups, Cout)", b.size(), conv_weight_size(fn, g));
+  const std::int64_t n_out = conv_output_size(fn, g);
+  check_size(fn, "out (N, Do, Ho, Wo, Cout)", out.size(), n_out);
   ReleaseGil nogil(n_out);
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -380,12 +346,11 @@ void conv_forward_array(const Array& a, const Array& b, Array& out, const Shape&
 void conv_backward_weight_array(const Array& a, const Array& grad, Array& out, const Shape& geom) {
   const char* fn = "conv_backward_weight";
   check_dtypes(fn, {&a, &grad, &out});
-  ConvGeom g = parse_conv_geom(geom, fn);
-  check_size(a.size(), prod({g.N, g.Di, g.Hi, g.Wi, g.Cin}, fn), fn, "a (N, Di, Hi, Wi, Cin)");
-  const std::int64_t n_grad = prod({g.N, g.Do, g.Ho, g.Wo, g.Cout}, fn);
-  check_size(grad.size(), n_grad, fn, "grad (N, Do, Ho, Wo, Cout)");
-  check_size(out.size(), prod({g.KD, g.KH, g.KW, g.Cg(), g.Cout}, fn), fn,
-             "out (KD, KH, KW, Cin // groups, Cout)");
+  ConvGeom g = parse_conv_geom(fn, geom);
+  check_size(fn, "a (N, Di, Hi, Wi, Cin)", a.size(), conv_input_size(fn, g));
+  const std::int64_t n_grad = conv_output_size(fn, g);
+  check_size(fn, "grad (N, Do, Ho, Wo, Cout)", grad.size(), n_grad);
+  check_size(fn, "out (KD, KH, KW, Cin // groups, Cout)", out.size(), conv_weight_size(fn, g));
   ReleaseGil nogil(n_grad);
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -393,28 +358,13 @@ void conv_backward_weight_array(const Array& a, const Array& grad, Array& out, c
   });
 }
 
-PoolGeom parse_pool_geom(const Shape& v, const char* fn) {
-  if (v.size() != 17)
-    geom_error(fn, "pool geometry needs 17 ints, got " + std::to_string(v.size()));
-  static const char* names[17] = {"N",  "Di", "Hi", "Wi", "C",  "KD", "KH", "KW", "Do",
-                                  "Ho", "Wo", "sd", "sh", "sw", "pd", "ph", "pw"};
-  for (int i = 0; i < 17; ++i) {
-    const std::int64_t lo = (i >= 5 && i < 8) || (i >= 11 && i < 14) ? 1 : 0;
-    if (v[i] < lo || v[i] > kMaxGeomValue)
-      geom_error(fn, std::string(names[i]) + "=" + std::to_string(v[i]) + " out of range [" +
-                         std::to_string(lo) + ", 2^31]");
-  }
-  return PoolGeom{v[0], v[1], v[2],  v[3],  v[4],  v[5],  v[6],  v[7], v[8],
-                  v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
-}
-
 void maxpool_forward_array(const Array& a, Array& out, const Shape& geom) {
   const char* fn = "maxpool_forward";
   check_dtypes(fn, {&a, &out});
-  PoolGeom g = parse_pool_geom(geom, fn);
-  check_size(a.size(), prod({g.N, g.Di, g.Hi, g.Wi, g.C}, fn), fn, "a (N, Di, Hi, Wi, C)");
-  const std::int64_t n_out = prod({g.N, g.Do, g.Ho, g.Wo, g.C}, fn);
-  check_size(out.size(), n_out, fn, "out (N, Do, Ho, Wo, C)");
+  PoolGeom g = parse_pool_geom(fn, geom);
+  check_size(fn, "a (N, Di, Hi, Wi, C)", a.size(), pool_input_size(fn, g));
+  const std::int64_t n_out = pool_output_size(fn, g);
+  check_size(fn, "out (N, Do, Ho, Wo, C)", out.size(), n_out);
   ReleaseGil nogil(n_out);
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -425,11 +375,11 @@ void maxpool_forward_array(const Array& a, Array& out, const Shape& geom) {
 void maxpool_backward_array(const Array& a, const Array& grad, Array& out, const Shape& geom) {
   const char* fn = "maxpool_backward";
   check_dtypes(fn, {&a, &grad, &out});
-  PoolGeom g = parse_pool_geom(geom, fn);
-  const std::int64_t n_in = prod({g.N, g.Di, g.Hi, g.Wi, g.C}, fn);
-  check_size(a.size(), n_in, fn, "a (N, Di, Hi, Wi, C)");
-  check_size(grad.size(), prod({g.N, g.Do, g.Ho, g.Wo, g.C}, fn), fn, "grad (N, Do, Ho, Wo, C)");
-  check_size(out.size(), n_in, fn, "out (N, Di, Hi, Wi, C)");
+  PoolGeom g = parse_pool_geom(fn, geom);
+  const std::int64_t n_in = pool_input_size(fn, g);
+  check_size(fn, "a (N, Di, Hi, Wi, C)", a.size(), n_in);
+  check_size(fn, "grad (N, Do, Ho, Wo, C)", grad.size(), pool_output_size(fn, g));
+  check_size(fn, "out (N, Di, Hi, Wi, C)", out.size(), n_in);
   ReleaseGil nogil(n_in);
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -441,8 +391,8 @@ void maxpool_backward_array(const Array& a, const Array& grad, Array& out, const
 
 void sum_rows_array(const Array& a, Array& out, std::int64_t rows) {
   check_dtypes("sum_rows", {&a, &out});
-  check_nonneg(rows, "sum_rows", "rows");
-  check_size(a.size(), checked_mul(rows, out.size(), "sum_rows"), "sum_rows", "a");
+  check_nonneg("sum_rows", "rows", rows);
+  check_size("sum_rows", "a", a.size(), checked_mul("sum_rows", rows, out.size()));
   ReleaseGil nogil(rows * out.size());
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -459,8 +409,8 @@ void rows_affine_array(const Array& a, const Array& b, const Array& s, const Arr
                                 std::to_string(out.size()) + " elements, got " +
                                 std::to_string(s.size()) + ", " + std::to_string(t.size()) +
                                 ", " + std::to_string(u.size()));
-  check_size(a.size(), out.size(), "rows_affine", "a");
-  check_size(b.size(), out.size(), "rows_affine", "b");
+  check_size("rows_affine", "a", a.size(), out.size());
+  check_size("rows_affine", "b", b.size(), out.size());
   ReleaseGil nogil(out.size());
   dispatch(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -478,12 +428,12 @@ void adam_step_array(const Array& param, const Array& grad, const Array& m, cons
                                 "correction2, eps, weight_decay), got " +
                                 std::to_string(hyper.size()));
   const std::int64_t n = param_out.size();
-  check_size(param.size(), n, "adam_step", "param");
-  check_size(grad.size(), n, "adam_step", "grad");
-  check_size(m.size(), n, "adam_step", "m");
-  check_size(v.size(), n, "adam_step", "v");
-  check_size(m_out.size(), n, "adam_step", "m_out");
-  check_size(v_out.size(), n, "adam_step", "v_out");
+  check_size("adam_step", "param", param.size(), n);
+  check_size("adam_step", "grad", grad.size(), n);
+  check_size("adam_step", "m", m.size(), n);
+  check_size("adam_step", "v", v.size(), n);
+  check_size("adam_step", "m_out", m_out.size(), n);
+  check_size("adam_step", "v_out", v_out.size(), n);
   ReleaseGil nogil(n);
   dispatch(param_out.dtype(), [&](auto tag) {
     using T = decltype(tag);

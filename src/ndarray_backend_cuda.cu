@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "common/checks.h"
+#include "common/geometry.h"
 #include "cuda/common.cuh"
 #include "cuda/conv.cuh"
 #include "cuda/elementwise.cuh"
@@ -25,6 +27,7 @@
 #include "cuda/strided.cuh"
 
 namespace py = pybind11;
+using namespace needle;
 using namespace needle::cuda;
 
 namespace {
@@ -71,13 +74,7 @@ auto dispatch(DType dtype, F&& f) {
   return f(double{});
 }
 
-// ---- argument checks ---------------------------------------------------------------------
-std::string shape_str(const std::vector<int64_t>& v) {
-  std::string s = "(";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + (v.size() == 1 ? ",)" : ")");
-}
-
+// ---- argument checks (the shared ones are in src/common/checks.h) ---------------------
 void check_dtypes(const char* fn, const CudaArray& a, const CudaArray& out) {
   if (a.dtype != out.dtype) {
     throw py::type_error(std::string(fn) + ": dtype mismatch, " + a.dtype_name() + " input vs " +
@@ -85,89 +82,17 @@ void check_dtypes(const char* fn, const CudaArray& a, const CudaArray& out) {
   }
 }
 
-void check_nonneg(const char* fn, const char* name, int64_t v) {
-  if (v < 0) {
-    throw std::invalid_argument(std::string(fn) + ": " + name + " must be non-negative, got " +
-                                std::to_string(v));
-  }
-}
-
-int64_t checked_mul(const char* fn, int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) {
-    throw std::invalid_argument(std::string(fn) + ": size overflows int64");
-  }
-  return r;
-}
-
-int64_t checked_prod(const char* fn, const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    check_nonneg(fn, "shape entry", d);
-    n = checked_mul(fn, n, d);
-  }
-  return n;
-}
-
-// The view (shape, strides, offset) must address only elements of a buffer of `size`;
-// strides may be negative or zero. Returns the number of elements of the view.
-int64_t check_view(const char* fn, const char* what, int64_t size,
-                   const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
-                   int64_t offset) {
-  if (shape.size() != strides.size()) {
-    throw std::invalid_argument(std::string(fn) + ": shape " + shape_str(shape) + " and strides " +
-                                shape_str(strides) + " differ in length");
-  }
-  const int64_t n = checked_prod(fn, shape);
-  if (n == 0) return 0;
-  __int128 lo = offset, hi = offset;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    const __int128 ext = static_cast<__int128>(shape[i] - 1) * strides[i];
-    (ext < 0 ? lo : hi) += ext;
-  }
-  if (lo < 0 || hi >= size) {
-    throw std::out_of_range(std::string(fn) + ": view shape " + shape_str(shape) + " strides " +
-                            shape_str(strides) + " offset " + std::to_string(offset) +
-                            " reaches outside " + what + " of size " + std::to_string(size));
-  }
-  return n;
-}
-
-void check_at_least(const char* fn, const char* name, const CudaArray& a, int64_t need) {
-  if (a.size < need) {
-    throw std::invalid_argument(std::string(fn) + ": " + name + " has " + std::to_string(a.size) +
-                                " elements, needs at least " + std::to_string(need));
-  }
-}
-
-void check_out_size(const char* fn, const CudaArray& out, int64_t need) {
-  if (out.size != need) {
-    throw std::invalid_argument(std::string(fn) + ": out has " + std::to_string(out.size) +
-                                " elements, expected " + std::to_string(need));
-  }
-}
-
 // ---- conversion and strided copies ---------------------------------------------------------
 py::object to_numpy(const CudaArray& a, const std::vector<int64_t>& shape,
                     const std::vector<int64_t>& strides, int64_t offset) {
-  const int64_t n = check_view("to_numpy", "the buffer", a.size, shape, strides, offset);
+  const int64_t n = check_view("to_numpy", "a", shape, strides, offset, a.size);
   return dispatch(a.dtype, [&](auto tag) -> py::object {
     using T = decltype(tag);
-    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-    py::array_t<T> result(dims);
-    if (n == 0) return std::move(result);
+    py::array_t<T> result(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    if (n == 0) return std::move(result);  // (an empty view needs no layout)
     T* host = result.mutable_data();
-    const StridedLayout layout = make_layout(shape, strides, offset);
-    const bool contiguous = layout.ndim == 0 || (layout.ndim == 1 && layout.strides[0] == 1);
-    if (contiguous) {
-      py::gil_scoped_release release;
-      CUDA_CHECK(cudaMemcpy(host, a.data<T>() + offset, n * sizeof(T), cudaMemcpyDeviceToHost));
-    } else {
-      Workspace<T> tmp(n);
-      launch_compact<T>(a.data<T>(), tmp.get(), n, layout, a.size);
-      py::gil_scoped_release release;
-      CUDA_CHECK(cudaMemcpy(host, tmp.get(), n * sizeof(T), cudaMemcpyDeviceToHost));
-    }
+    py::gil_scoped_release release;
+    copy_to_host<T>(a.data<T>(), host, n, make_layout(shape, strides, offset), a.size);
     return std::move(result);
   });
 }
@@ -198,8 +123,8 @@ void fill(CudaArray& out, double val) {
 void compact(const CudaArray& a, CudaArray& out, const std::vector<int64_t>& shape,
              const std::vector<int64_t>& strides, int64_t offset) {
   check_dtypes("compact", a, out);
-  const int64_t n = check_view("compact", "a", a.size, shape, strides, offset);
-  check_out_size("compact", out, n);
+  const int64_t n = check_view("compact", "a", shape, strides, offset, a.size);
+  check_size_exact("compact", "out", out.size, n);
   dispatch(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_compact<T>(a.data<T>(), out.data<T>(), n, make_layout(shape, strides, offset), a.size);
@@ -209,8 +134,8 @@ void compact(const CudaArray& a, CudaArray& out, const std::vector<int64_t>& sha
 void ewise_setitem(const CudaArray& a, CudaArray& out, const std::vector<int64_t>& shape,
                    const std::vector<int64_t>& strides, int64_t offset) {
   check_dtypes("ewise_setitem", a, out);
-  const int64_t n = check_view("ewise_setitem", "out", out.size, shape, strides, offset);
-  check_at_least("ewise_setitem", "a", a, n);
+  const int64_t n = check_view("ewise_setitem", "out", shape, strides, offset, out.size);
+  check_size("ewise_setitem", "a", a.size, n);
   dispatch(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_setitem<T>(a.data<T>(), out.data<T>(), n, make_layout(shape, strides, offset),
@@ -220,7 +145,7 @@ void ewise_setitem(const CudaArray& a, CudaArray& out, const std::vector<int64_t
 
 void scalar_setitem(int64_t size, double val, CudaArray& out, const std::vector<int64_t>& shape,
                     const std::vector<int64_t>& strides, int64_t offset) {
-  const int64_t n = check_view("scalar_setitem", "out", out.size, shape, strides, offset);
+  const int64_t n = check_view("scalar_setitem", "out", shape, strides, offset, out.size);
   if (size != n) {
     throw std::invalid_argument("scalar_setitem: size " + std::to_string(size) +
                                 " does not match shape " + shape_str(shape));
@@ -237,8 +162,8 @@ template <class Op>
 void ewise(const char* fn, const CudaArray& a, const CudaArray& b, CudaArray& out) {
   check_dtypes(fn, a, out);
   check_dtypes(fn, b, out);
-  check_at_least(fn, "a", a, out.size);
-  check_at_least(fn, "b", b, out.size);
+  check_size(fn, "a", a.size, out.size);
+  check_size(fn, "b", b.size, out.size);
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_ewise<T, Op>(a.data<T>(), b.data<T>(), out.data<T>(), out.size);
@@ -248,7 +173,7 @@ void ewise(const char* fn, const CudaArray& a, const CudaArray& b, CudaArray& ou
 template <class Op>
 void scalar(const char* fn, const CudaArray& a, double val, CudaArray& out) {
   check_dtypes(fn, a, out);
-  check_at_least(fn, "a", a, out.size);
+  check_size(fn, "a", a.size, out.size);
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_scalar<T, Op>(a.data<T>(), static_cast<T>(val), out.data<T>(), out.size);
@@ -258,7 +183,7 @@ void scalar(const char* fn, const CudaArray& a, double val, CudaArray& out) {
 template <class Op>
 void unary(const char* fn, const CudaArray& a, CudaArray& out) {
   check_dtypes(fn, a, out);
-  check_at_least(fn, "a", a, out.size);
+  check_size(fn, "a", a.size, out.size);
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_unary<T, Op>(a.data<T>(), out.data<T>(), out.size);
@@ -273,7 +198,7 @@ void reduce(const char* fn, const CudaArray& a, CudaArray& out, int64_t reduce_s
     throw std::invalid_argument(std::string(fn) + ": reduce_size must be >= 1, got " +
                                 std::to_string(reduce_size));
   }
-  check_at_least(fn, "a", a, checked_mul(fn, out.size, reduce_size));
+  check_size(fn, "a", a.size, checked_mul(fn, out.size, reduce_size));
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_reduce<Op, T>(a.data<T>(), out.data<T>(), out.size, reduce_size);
@@ -299,31 +224,16 @@ void matmul_batched(const CudaArray& a, const CudaArray& b, CudaArray& out, int6
   check_nonneg(fn, "batch", batch);
   check_nonneg(fn, "a_batch_stride", a_batch_stride);
   check_nonneg(fn, "b_batch_stride", b_batch_stride);
-  GemmParams<float> dims{};
-  dims.M = to_dim(fn, "m", m);
-  dims.K = to_dim(fn, "n", n);
-  dims.N = to_dim(fn, "p", p);
-  check_out_size(fn, out, checked_mul(fn, checked_mul(fn, batch, m), p));
+  const GemmDims dims{to_dim(fn, "m", m), to_dim(fn, "n", n), to_dim(fn, "p", p)};
+  check_size_exact(fn, "out", out.size, checked_mul(fn, checked_mul(fn, batch, m), p));
   if (batch > 0) {
-    check_at_least(fn, "a", a, checked_mul(fn, batch - 1, a_batch_stride) + m * n);
-    check_at_least(fn, "b", b, checked_mul(fn, batch - 1, b_batch_stride) + n * p);
+    check_size(fn, "a", a.size, checked_mul(fn, batch - 1, a_batch_stride) + m * n);
+    check_size(fn, "b", b.size, checked_mul(fn, batch - 1, b_batch_stride) + n * p);
   }
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
-    GemmParams<T> g{};
-    g.M = dims.M;
-    g.N = dims.N;
-    g.K = dims.K;
-    g.A = a.data<T>();
-    g.lda = n;
-    g.batch_a = a_batch_stride;
-    g.B = b.data<T>();
-    g.ldb = p;
-    g.batch_b = b_batch_stride;
-    g.C = out.data<T>();
-    g.ldc = p;
-    g.batch_c = m * p;
-    gemm<T>(g, batch, false, false);
+    launch_matmul_batched<T>(a.data<T>(), b.data<T>(), out.data<T>(), batch, dims, a_batch_stride,
+                             b_batch_stride);
   });
 }
 
@@ -344,9 +254,9 @@ void matmul_tiled(const CudaArray& a, const CudaArray& b, CudaArray& out, int64_
                                   std::to_string(kTile) + ", got " + shape_str({m, n, p}));
     }
   }
-  check_at_least(fn, "a", a, checked_mul(fn, m, n));
-  check_at_least(fn, "b", b, checked_mul(fn, n, p));
-  check_out_size(fn, out, checked_mul(fn, m, p));
+  check_size(fn, "a", a.size, checked_mul(fn, m, n));
+  check_size(fn, "b", b.size, checked_mul(fn, n, p));
+  check_size_exact(fn, "out", out.size, checked_mul(fn, m, p));
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_matmul_tiled<T, kTile>(a.data<T>(), b.data<T>(), out.data<T>(), m, n, p);
@@ -354,63 +264,15 @@ void matmul_tiled(const CudaArray& a, const CudaArray& b, CudaArray& out, int64_
 }
 
 // ---- convolution and pooling ----------------------------------------------------------------
-constexpr int64_t kMaxGeomValue = int64_t(1) << 31;
-
-// Each geometry field within [lo, 2^31]: sizes >= 0; kernel sizes, strides, dilations and
-// groups >= 1; (conv) pads may be negative.
-void check_geometry(const char* fn, const std::vector<int64_t>& v, const char* const* names,
-                    const std::vector<int64_t>& lows) {
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (v[i] < lows[i] || v[i] > kMaxGeomValue) {
-      throw std::invalid_argument(std::string(fn) + ": " + names[i] + "=" + std::to_string(v[i]) +
-                                  " out of range [" + std::to_string(lows[i]) + ", 2^31]");
-    }
-  }
-}
-
-ConvGeom parse_conv(const char* fn, const std::vector<int64_t>& v) {
-  if (v.size() != 25) {
-    throw std::invalid_argument(std::string(fn) + ": conv geometry needs 25 ints, got " +
-                                std::to_string(v.size()));
-  }
-  static const char* names[25] = {"N",  "Di", "Hi", "Wi", "Cin", "KD", "KH", "KW", "Cout",
-                                  "Do", "Ho", "Wo", "sd", "sh",  "sw", "pd", "ph", "pw",
-                                  "dd", "dh", "dw", "idd", "idh", "idw", "groups"};
-  std::vector<int64_t> lows(25, 0);
-  for (int i = 5; i < 8; ++i) lows[i] = 1;
-  for (int i = 12; i < 25; ++i) lows[i] = 1;
-  for (int i = 15; i < 18; ++i) lows[i] = -kMaxGeomValue;
-  check_geometry(fn, v, names, lows);
-  ConvGeom g{v[0],  v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7],  v[8],
-             v[9],  v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17],
-             v[18], v[19], v[20], v[21], v[22], v[23], v[24]};
-  if (g.C % g.G != 0 || g.Co % g.G != 0) {
-    throw std::invalid_argument(std::string(fn) + ": groups=" + std::to_string(g.G) +
-                                " must divide Cin=" + std::to_string(g.C) +
-                                " and Cout=" + std::to_string(g.Co));
-  }
-  return g;
-}
-
-int64_t conv_input_size(const char* fn, const ConvGeom& g) {
-  return checked_prod(fn, {g.N, g.D, g.H, g.W, g.C});
-}
-int64_t conv_output_size(const char* fn, const ConvGeom& g) {
-  return checked_prod(fn, {g.N, g.OD, g.OH, g.OW, g.Co});
-}
-int64_t conv_weight_size(const char* fn, const ConvGeom& g) {
-  return checked_prod(fn, {g.KD, g.KH, g.KW, g.C / g.G, g.Co});
-}
-
 void conv_forward_fn(const CudaArray& a, const CudaArray& b, CudaArray& out,
                      const std::vector<int64_t>& geometry) {
   const char* fn = "conv_forward";
   check_dtypes(fn, a, out);
   check_dtypes(fn, b, out);
-  const ConvGeom g = parse_conv(fn, geometry);
-  check_at_least(fn, "a", a, conv_input_size(fn, g));
-  check_at_least(fn, "b", b, conv_weight_size(fn, g));
-  check_out_size(fn, out, conv_output_size(fn, g));
+  const ConvGeom g = parse_conv_geom(fn, geometry);
+  check_size(fn, "a", a.size, conv_input_size(fn, g));
+  check_size(fn, "b", b.size, conv_weight_size(fn, g));
+  check_size_exact(fn, "out", out.size, conv_output_size(fn, g));
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     conv_forward<T>(a.data<T>(), b.data<T>(), out.data<T>(), g);
@@ -422,36 +284,22 @@ void conv_backward_weight_fn(const CudaArray& a, const CudaArray& grad, CudaArra
   const char* fn = "conv_backward_weight";
   check_dtypes(fn, a, out);
   check_dtypes(fn, grad, out);
-  const ConvGeom g = parse_conv(fn, geometry);
-  check_at_least(fn, "a", a, conv_input_size(fn, g));
-  check_at_least(fn, "grad", grad, conv_output_size(fn, g));
-  check_out_size(fn, out, conv_weight_size(fn, g));
+  const ConvGeom g = parse_conv_geom(fn, geometry);
+  check_size(fn, "a", a.size, conv_input_size(fn, g));
+  check_size(fn, "grad", grad.size, conv_output_size(fn, g));
+  check_size_exact(fn, "out", out.size, conv_weight_size(fn, g));
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     conv_backward_weight<T>(a.data<T>(), grad.data<T>(), out.data<T>(), g);
   });
 }
 
-PoolGeom parse_pool(const char* fn, const std::vector<int64_t>& v) {
-  if (v.size() != 17) {
-    throw std::invalid_argument(std::string(fn) + ": pool geometry needs 17 ints, got " +
-                                std::to_string(v.size()));
-  }
-  static const char* names[17] = {"N",  "Di", "Hi", "Wi", "C",  "KD", "KH", "KW", "Do",
-                                  "Ho", "Wo", "sd", "sh", "sw", "pd", "ph", "pw"};
-  std::vector<int64_t> lows(17, 0);
-  for (int i : {5, 6, 7, 11, 12, 13}) lows[i] = 1;
-  check_geometry(fn, v, names, lows);
-  return PoolGeom{v[0], v[1], v[2],  v[3],  v[4],  v[5],  v[6],  v[7], v[8],
-                  v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
-}
-
 void maxpool_forward_fn(const CudaArray& a, CudaArray& out, const std::vector<int64_t>& geometry) {
   const char* fn = "maxpool_forward";
   check_dtypes(fn, a, out);
-  const PoolGeom g = parse_pool(fn, geometry);
-  check_at_least(fn, "a", a, checked_prod(fn, {g.N, g.D, g.H, g.W, g.C}));
-  check_out_size(fn, out, checked_prod(fn, {g.N, g.OD, g.OH, g.OW, g.C}));
+  const PoolGeom g = parse_pool_geom(fn, geometry);
+  check_size(fn, "a", a.size, pool_input_size(fn, g));
+  check_size_exact(fn, "out", out.size, pool_output_size(fn, g));
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     maxpool_forward<T>(a.data<T>(), out.data<T>(), g);
@@ -463,11 +311,11 @@ void maxpool_backward_fn(const CudaArray& a, const CudaArray& grad, CudaArray& o
   const char* fn = "maxpool_backward";
   check_dtypes(fn, a, out);
   check_dtypes(fn, grad, out);
-  const PoolGeom g = parse_pool(fn, geometry);
-  const int64_t in_size = checked_prod(fn, {g.N, g.D, g.H, g.W, g.C});
-  check_at_least(fn, "a", a, in_size);
-  check_at_least(fn, "grad", grad, checked_prod(fn, {g.N, g.OD, g.OH, g.OW, g.C}));
-  check_out_size(fn, out, in_size);
+  const PoolGeom g = parse_pool_geom(fn, geometry);
+  const int64_t in_size = pool_input_size(fn, g);
+  check_size(fn, "a", a.size, in_size);
+  check_size(fn, "grad", grad.size, pool_output_size(fn, g));
+  check_size_exact(fn, "out", out.size, in_size);
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     maxpool_backward<T>(a.data<T>(), grad.data<T>(), out.data<T>(), g);
@@ -490,7 +338,7 @@ bool device_available() {
 void sum_rows_fn(const CudaArray& a, CudaArray& out, int64_t rows) {
   check_dtypes("sum_rows", a, out);
   check_nonneg("sum_rows", "rows", rows);
-  check_at_least("sum_rows", "a", a, checked_mul("sum_rows", rows, out.size));
+  check_size("sum_rows", "a", a.size, checked_mul("sum_rows", rows, out.size));
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_sum_rows<T>(a.data<T>(), out.data<T>(), rows, out.size);
@@ -512,8 +360,8 @@ void rows_affine_fn(const CudaArray& a, const CudaArray& b, const CudaArray& s,
                                 std::to_string(s.size) + ", " + std::to_string(t.size) + ", " +
                                 std::to_string(u.size));
   }
-  check_at_least(fn, "a", a, out.size);
-  check_at_least(fn, "b", b, out.size);
+  check_size(fn, "a", a.size, out.size);
+  check_size(fn, "b", b.size, out.size);
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_rows_affine<T>(a.data<T>(), b.data<T>(), s.data<T>(), t.data<T>(), u.data<T>(),
@@ -537,12 +385,12 @@ void adam_step_fn(const CudaArray& param, const CudaArray& grad, const CudaArray
                                 std::to_string(hyper.size()));
   }
   const int64_t n = param_out.size;
-  check_at_least(fn, "param", param, n);
-  check_at_least(fn, "grad", grad, n);
-  check_at_least(fn, "m", m, n);
-  check_at_least(fn, "v", v, n);
-  check_at_least(fn, "m_out", m_out, n);
-  check_at_least(fn, "v_out", v_out, n);
+  check_size(fn, "param", param.size, n);
+  check_size(fn, "grad", grad.size, n);
+  check_size(fn, "m", m.size, n);
+  check_size(fn, "v", v.size, n);
+  check_size(fn, "m_out", m_out.size, n);
+  check_size(fn, "v_out", v_out.size, n);
   dispatch(param_out.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_adam_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), hyper.data(),

@@ -1,7 +1,6 @@
 // common.h: what every CPU kernel shares: the dtype tag and its dispatch, the size-keyed
-// buffer pool behind Array and kernel workspaces, argument-check helpers that throw
-// std::invalid_argument (-> ValueError) / std::out_of_range (-> IndexError) / DTypeError
-// (-> TypeError), and the OpenMP range splitter used by the kernels.
+// buffer pool behind Array and kernel workspaces, and the OpenMP range splitter used by the
+// kernels.  The argument checks both bindings share are in src/common/checks.h.
 #pragma once
 
 #include <algorithm>
@@ -16,6 +15,8 @@
 #include <vector>
 
 #include <sys/mman.h>
+
+#include "common/checks.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -186,66 +187,6 @@ class Workspace {
   std::size_t bytes_;
   T* ptr_;
 };
-
-// ---- argument checks -------------------------------------------------------------------------
-
-inline std::string shape_str(const std::vector<std::int64_t>& v) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + (v.size() == 1 ? ",)" : ")");
-}
-
-/// a * b, or ValueError when the product overflows int64.
-inline std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what) {
-  std::int64_t r;
-  if (__builtin_mul_overflow(a, b, &r))
-    throw std::invalid_argument(std::string(what) + ": size overflow (" + std::to_string(a) +
-                                " * " + std::to_string(b) + ")");
-  return r;
-}
-
-inline void check_nonneg(std::int64_t v, const char* fn, const char* name) {
-  if (v < 0)
-    throw std::invalid_argument(std::string(fn) + ": " + name + " must be non-negative, got " +
-                                std::to_string(v));
-}
-
-/// ValueError unless buffer `name` holds at least `need` elements.
-inline void check_size(std::int64_t have, std::int64_t need, const char* fn, const char* name) {
-  if (have < need)
-    throw std::invalid_argument(std::string(fn) + ": buffer " + name + " has " +
-                                std::to_string(have) + " elements, needs " + std::to_string(need));
-}
-
-/// Number of elements of the view (shape, strides, offset); IndexError if any reachable
-/// element (strides may be negative) falls outside a buffer of `buf_size` elements.
-inline std::int64_t check_view(const std::vector<std::int64_t>& shape,
-                               const std::vector<std::int64_t>& strides, std::int64_t offset,
-                               std::int64_t buf_size, const char* fn) {
-  if (shape.size() != strides.size())
-    throw std::invalid_argument(std::string(fn) + ": shape " + shape_str(shape) + " and strides " +
-                                shape_str(strides) + " differ in length");
-  std::int64_t n = 1;
-  for (std::int64_t d : shape) {
-    if (d < 0)
-      throw std::invalid_argument(std::string(fn) + ": negative dimension in shape " +
-                                  shape_str(shape));
-    n = checked_mul(n, d, fn);
-  }
-  if (n == 0) return 0;
-  std::int64_t lo = offset, hi = offset;
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    std::int64_t ext = checked_mul(shape[i] - 1, strides[i], fn);
-    if (__builtin_add_overflow(ext < 0 ? lo : hi, ext, ext < 0 ? &lo : &hi))
-      throw std::out_of_range(std::string(fn) + ": view extent overflows");
-  }
-  if (lo < 0 || hi >= buf_size)
-    throw std::out_of_range(std::string(fn) + ": view shape " + shape_str(shape) + " strides " +
-                            shape_str(strides) + " offset " + std::to_string(offset) +
-                            " reaches elements [" + std::to_string(lo) + ", " +
-                            std::to_string(hi) + "] of a buffer of " + std::to_string(buf_size));
-  return n;
-}
 
 // ---- threading ----------------------------------------------------------------------------
 

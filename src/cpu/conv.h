@@ -20,21 +20,12 @@
 // Kernels below kMinParallelMacs multiply-adds stay on the calling thread.
 #pragma once
 
-#include "common.h"
+#include "common/geometry.h"
+#include "cpu/common.h"
 #include "gemm.h"
 
 namespace needle {
 namespace cpu {
-
-/// The 25-int conv geometry, checked by the binding before any kernel runs.
-struct ConvGeom {
-  std::int64_t N, Di, Hi, Wi, Cin, KD, KH, KW, Cout, Do, Ho, Wo;
-  std::int64_t sd, sh, sw, pd, ph, pw, dd, dh, dw, idd, idh, idw, G;
-  std::int64_t Cg() const { return Cin / G; }
-  std::int64_t Coutg() const { return Cout / G; }
-  std::int64_t K() const { return KD * KH * KW; }
-  std::int64_t rows() const { return N * Do * Ho * Wo; }
-};
 
 /// Input index along one axis for output o and kernel tap k, or -1 when the tap hits
 /// padding or a hole of the input dilation.
@@ -98,14 +89,7 @@ class ConvScratch {
   T* stage() const { return stage_.get() + slot() * stage_len_; }
 
  private:
-  int slot() const {
-#ifdef _OPENMP
-    const int t = omp_get_thread_num();
-    return t < nt_ ? t : 0;
-#else
-    return 0;
-#endif
-  }
+  int slot() const { return thread_slot(nt_); }
   std::int64_t K_, stage_len_;
   Workspace<const T*> taps_;
   Workspace<T> stage_;

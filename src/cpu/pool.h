@@ -7,16 +7,12 @@
 
 #include <limits>
 
-#include "common.h"
-#include "elementwise.h"
+#include "common/geometry.h"
+#include "cpu/common.h"
+#include "cpu/elementwise.h"
 
 namespace needle {
 namespace cpu {
-
-/// The 17-int pool geometry, checked by the binding.
-struct PoolGeom {
-  std::int64_t N, Di, Hi, Wi, C, KD, KH, KW, Do, Ho, Wo, sd, sh, sw, pd, ph, pw;
-};
 
 /// Calls f(input_pixel_index) for every real input pixel of window (n, od, oh, ow), in scan
 /// order.

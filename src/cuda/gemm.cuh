@@ -261,6 +261,32 @@ void gemm(GemmParams<T> p, int64_t batch, bool trans_a, bool accumulate) {
 }
 
 // ---- the course's tiled layout: arrays of TILE x TILE blocks, one thread per output ---------
+// The sizes of a matmul, checked by the binding to fit in int: A is m x n, B n x p.
+struct GemmDims {
+  int m, n, p;
+};
+
+// out[i] = a[i] @ b[i] for i < batch, all row-major and dense; the operands of problem i
+// start at i * a_stride and i * b_stride (0 repeats one operand), the results are packed.
+template <class T>
+void launch_matmul_batched(const T* a, const T* b, T* out, int64_t batch, GemmDims d,
+                           int64_t a_stride, int64_t b_stride) {
+  GemmParams<T> g{};
+  g.M = d.m;
+  g.N = d.p;
+  g.K = d.n;
+  g.A = a;
+  g.lda = d.n;
+  g.batch_a = a_stride;
+  g.B = b;
+  g.ldb = d.p;
+  g.batch_b = b_stride;
+  g.C = out;
+  g.ldc = d.p;
+  g.batch_c = int64_t(d.m) * d.p;
+  gemm<T>(g, batch, false, false);
+}
+
 template <class T, int TILE>
 __global__ void matmul_tiled_kernel(const T* a, const T* b, T* out, int64_t m, int64_t n,
                                     int64_t p) {

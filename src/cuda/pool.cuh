@@ -7,15 +7,12 @@
 #include <cstdint>
 #include <limits>
 
+#include "common/geometry.h"
 #include "cuda/common.cuh"
 #include "cuda/elementwise.cuh"
 
 namespace needle {
 namespace cuda {
-
-struct PoolGeom {
-  int64_t N, D, H, W, C, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw;
-};
 
 // First arg-max of output element e's window: its value and its input index (-1 when the
 // winner is padding, i.e. the window holds no element above -inf).
@@ -24,10 +21,10 @@ __device__ void window_argmax(const T* x, const PoolGeom& g, int64_t e, T* best_
                               int64_t* index_out) {
   int64_t t = e;
   const int64_t c = t % g.C; t /= g.C;
-  const int64_t ow = t % g.OW; t /= g.OW;
-  const int64_t oh = t % g.OH; t /= g.OH;
-  const int64_t od = t % g.OD;
-  const int64_t n = t / g.OD;
+  const int64_t ow = t % g.Wo; t /= g.Wo;
+  const int64_t oh = t % g.Ho; t /= g.Ho;
+  const int64_t od = t % g.Do;
+  const int64_t n = t / g.Do;
   T best = neg_inf<T>();
   int64_t index = -1;
   bool first = true;
@@ -37,8 +34,8 @@ __device__ void window_argmax(const T* x, const PoolGeom& g, int64_t e, T* best_
       const int64_t ih = oh * g.sh + kh - g.ph;
       for (int64_t kw = 0; kw < g.KW; ++kw) {
         const int64_t iw = ow * g.sw + kw - g.pw;
-        const bool inside = id >= 0 && id < g.D && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-        const int64_t idx = inside ? (((n * g.D + id) * g.H + ih) * g.W + iw) * g.C + c : -1;
+        const bool inside = id >= 0 && id < g.Di && ih >= 0 && ih < g.Hi && iw >= 0 && iw < g.Wi;
+        const int64_t idx = inside ? (((n * g.Di + id) * g.Hi + ih) * g.Wi + iw) * g.C + c : -1;
         const T v = inside ? x[idx] : neg_inf<T>();
         if (first || v > best || (v != v && best == best)) {
           best = v;
@@ -77,7 +74,7 @@ __global__ void maxpool_backward_kernel(const T* x, const T* gy, T* dx, PoolGeom
 
 template <class T>
 void maxpool_forward(const T* x, T* out, const PoolGeom& g) {
-  const int64_t total = g.N * g.OD * g.OH * g.OW * g.C;
+  const int64_t total = g.N * g.Do * g.Ho * g.Wo * g.C;
   if (total <= 0) return;
   maxpool_forward_kernel<T><<<grid_for(total), kThreads>>>(x, out, g, total);
   check_launch("maxpool_forward_kernel");
@@ -85,8 +82,8 @@ void maxpool_forward(const T* x, T* out, const PoolGeom& g) {
 
 template <class T>
 void maxpool_backward(const T* x, const T* gy, T* dx, const PoolGeom& g) {
-  launch_fill<T>(dx, T(0), g.N * g.D * g.H * g.W * g.C);
-  const int64_t total = g.N * g.OD * g.OH * g.OW * g.C;
+  launch_fill<T>(dx, T(0), g.N * g.Di * g.Hi * g.Wi * g.C);
+  const int64_t total = g.N * g.Do * g.Ho * g.Wo * g.C;
   if (total <= 0) return;
   maxpool_backward_kernel<T><<<grid_for(total), kThreads>>>(x, gy, dx, g, total);
   check_launch("maxpool_backward_kernel");

@@ -141,5 +141,19 @@ void launch_scalar_setitem(T val, T* out, int64_t n, const StridedLayout& L, int
   launch_strided<T, 2>(nullptr, val, out, n, L, out_size);
 }
 
+// host[0, n) <- the view L of the device buffer a (a_size elements), waiting for the copy:
+// one transfer when the view is contiguous, else a compact into a pooled workspace first.
+template <class T>
+void copy_to_host(const T* a, T* host, int64_t n, const StridedLayout& L, int64_t a_size) {
+  if (n <= 0) return;
+  if (L.ndim == 0 || (L.ndim == 1 && L.strides[0] == 1)) {
+    CUDA_CHECK(cudaMemcpy(host, a + L.offset, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return;
+  }
+  Workspace<T> tmp(n);
+  launch_compact<T>(a, tmp.get(), n, L, a_size);
+  CUDA_CHECK(cudaMemcpy(host, tmp.get(), n * sizeof(T), cudaMemcpyDeviceToHost));
+}
+
 }  // namespace cuda
 }  // namespace needle
