@@ -108,6 +108,10 @@ def run_epoch(
     if nonfinite not in ("raise", "skip", "keep"):
         raise ValueError(f"run_epoch: nonfinite must be raise, skip or keep, got {nonfinite!r}")
     training = opt is not None
+    # A collective optimizer (needle.distributed.DistributedOptimizer) steps with the other
+    # ranks at every batch, also when this rank has nothing to add (an empty share of the
+    # last global batch, a skipped non-finite batch): its step() averages their gradients.
+    collective = training and getattr(opt, "collective", False)
     model.train(training)
     bar = None
     if progress and _tqdm is not None:
@@ -116,6 +120,13 @@ def run_epoch(
     start = time.perf_counter()
     try:
         for i, (xb, yb) in enumerate(batches):
+            if xb.shape[0] == 0:  # an empty share of a distributed batch
+                if collective:
+                    if on_step is not None:
+                        on_step(i)
+                    opt.reset_grad()
+                    opt.step()
+                continue
             X, y = to_tensor(xb, device, dtype), to_tensor(yb, device, dtype)
             if training:
                 if on_step is not None:
@@ -128,6 +139,9 @@ def run_epoch(
                     if nonfinite == "raise":
                         raise NonFiniteLoss(i, value)
                     skipped += 1
+                    if collective:  # contributes no gradient; the others' still arrive
+                        opt.reset_grad()
+                        opt.step()
                     continue
                 loss.backward()
                 opt.step()

@@ -14,6 +14,7 @@ name            what it exercises                                               
 ``ShuffleNet``  pointwise group convs + channel shuffle + depthwise 3x3               5,098
 ``ResNeXt``     bottleneck blocks with a grouped 3x3 (cardinality)                   36,522
 ``DilatedNet``  3x3 convs with dilation 1, 2, 4 (context without downsampling)       23,850
+``MLP``         Linear + ReLU only (no BatchNorm/Dropout: data-parallel checks)     109,386
 ==============  ================================================================  ==========
 
 Every model has an ``input_shape`` attribute (``(C, H, W)`` it is meant for) that the trainer
@@ -36,6 +37,7 @@ __all__ = [
     "ConvBN",
     "ResNet9",
     "SmallCNN",
+    "MLP",
     "MobileNet",
     "ShuffleNet",
     "ResNeXt",
@@ -151,6 +153,33 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x))
+
+
+class MLP(nn.Module):
+    """Flatten -> Linear(C*H*W, 128) -> ReLU -> Linear(128, 64) -> ReLU -> Linear(64, classes).
+
+    No BatchNorm and no Dropout: its output for a sample does not depend on the rest of the
+    batch or on a random draw, so ranks of a data-parallel run compute exactly what one
+    process computes (the model ``apps.train --distributed`` is checked with).
+    """
+
+    input_shape = (1, 28, 28)
+
+    def __init__(self, in_channels=1, num_classes=10, image_size=28, device=None, dtype="float32"):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+        self.model = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_channels * h * w, 128, **kw),
+            nn.ReLU(),
+            nn.Linear(128, 64, **kw),
+            nn.ReLU(),
+            nn.Linear(64, num_classes, **kw),
+        )
+
+    def forward(self, x):
+        return self.model(x)
 
 
 def depthwise_separable(in_channels, out_channels, stride=1, **kw):
@@ -295,6 +324,7 @@ MODELS = {
     "shufflenet": ShuffleNet,
     "resnext": ResNeXt,
     "dilated": DilatedNet,
+    "mlp": MLP,
 }
 
 
@@ -314,8 +344,8 @@ def build_model(name, in_channels=1, num_classes=10, image_size=28, device=None,
         if num_classes != 10:
             raise ValueError(f"resnet9 has 10 outputs; the data set has {num_classes} classes")
         return ResNet9(**kw)
-    if name == "cnn":
-        return SmallCNN(in_channels, num_classes, image_size, **kw)
+    if name in ("cnn", "mlp"):
+        return MODELS[name](in_channels, num_classes, image_size, **kw)
     return MODELS[name](in_channels=in_channels, num_classes=num_classes, **kw)
 
 

@@ -18,6 +18,10 @@ never stopped; a larger ``--epochs`` stretches the learning-rate schedule over t
 Errors in the command line or the environment (unknown model, missing data folder, CUDA not
 available, unreadable checkpoint) are reported as one line on stderr with exit status 2.
 Ctrl-C saves a checkpoint (``--checkpoint``, else ``OUT/interrupted.ckpt``) and exits with 130.
+
+``--distributed`` trains data-parallel on MPI (``apps/parallel.py``, docs/DISTRIBUTED.md)::
+
+    mpiexec -n 2 python -m apps.train --distributed --model resnet9 --batch-size 128
 """
 
 import argparse
@@ -115,10 +119,23 @@ def build_parser():
         action="store_true",
         help="skip training batches whose loss is nan/inf (default: stop with an error)",
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the ranks of `mpiexec -n N` (--batch-size is the global batch)",
+    )
+    p.add_argument(
+        "--compression",
+        default="none",
+        choices=("none", "fp16"),
+        help="with --distributed: send gradients as float16 (default: none)",
+    )
     return p
 
 
-def check_args(args):
+def check_args(args, files=True):
+    """Every check of the command line; ``files=False`` leaves out those of files and folders
+    (ranks other than 0 of a distributed run neither read checkpoints nor write)."""
     if args.model not in MODELS:
         raise UsageError(f"unknown model {args.model!r}; choose one of: {', '.join(MODELS)}")
     if args.optimizer not in ("adam", "sgd"):
@@ -136,7 +153,7 @@ def check_args(args):
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
     if (args.resume or args.eval_only) and not args.checkpoint:
         raise UsageError("--resume and --eval-only need --checkpoint PATH")
-    if (args.resume or args.eval_only) and not os.path.isfile(args.checkpoint):
+    if files and (args.resume or args.eval_only) and not os.path.isfile(args.checkpoint):
         raise UsageError(f"checkpoint not found: {args.checkpoint}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be a positive number, got {args.lr}")
@@ -144,7 +161,8 @@ def check_args(args):
         raise UsageError(f"--weight-decay must be a number >= 0, got {args.weight_decay}")
     if args.lr is None:
         args.lr = 0.01 if args.optimizer == "adam" else 0.1
-    check_output_places(args)
+    if files:
+        check_output_places(args)
 
 
 def check_output_places(args):
@@ -212,9 +230,10 @@ def make_optimizer(args, model):
     )
 
 
-def prepare(args):
-    """Data, device, model, optimizer, and the state restored from a checkpoint when asked."""
-    check_args(args)
+def prepare(args, files=True):
+    """Data, device, model, optimizer, and the state restored from a checkpoint when asked
+    (``files=False``: no checkpoint read, no output checked: see ``check_args``)."""
+    check_args(args, files)
     device = pick_device(args.device)
     data = load_data(args.data)
     train, test = data.train.head(args.limit), data.test.head(args.limit)
@@ -233,7 +252,7 @@ def prepare(args):
     )
     opt = make_optimizer(args, model)
     state = {"epoch": 0, "history": [], "loader_rng": np.random.RandomState(args.seed)}
-    if args.resume or args.eval_only:
+    if files and (args.resume or args.eval_only):
         restore(args, model, opt, state)
     return data, train, test, device, model, opt, state
 
@@ -384,28 +403,36 @@ def fit(args, train, test, device, model, opt, state):
         )
         te = evaluate(args, test, device, model, loss_fn, progress, desc + " test")
         state["epoch"] = epoch + 1
-        state["history"].append(
-            {
-                "epoch": epoch + 1,
-                "lr": opt.lr,
-                "train_loss": tr.loss,
-                "train_acc": tr.accuracy,
-                "test_loss": te.loss,
-                "test_acc": te.accuracy,
-                "seconds": round(tr.seconds, 3),
-                "images_per_s": round(tr.images_per_s, 1),
-            }
-        )
-        print(
-            f"{desc}  train loss {tr.loss:.4f} acc {100 * tr.accuracy:6.2f}%  "
-            f"test loss {te.loss:.4f} acc {100 * te.accuracy:6.2f}%  "
-            f"lr {opt.lr:.2e}  {tr.images_per_s:,.0f} img/s  {tr.seconds:.1f} s"
-            + (f"  ({tr.skipped} non-finite batches skipped)" if tr.skipped else ""),
-            flush=True,
-        )
+        state["history"].append(history_row(epoch, opt.lr, tr, te))
+        report_epoch(desc, opt.lr, tr, te)
         write_history(state["history"], output_folder(args))  # an interrupted run keeps its curve
         if args.checkpoint:
             save_checkpoint(args.checkpoint, args, model, opt, state)
+
+
+def history_row(epoch, lr, tr, te):
+    """The ``history.csv`` row of epoch ``epoch`` (0-based) from its train/test results."""
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": tr.loss,
+        "train_acc": tr.accuracy,
+        "test_loss": te.loss,
+        "test_acc": te.accuracy,
+        "seconds": round(tr.seconds, 3),
+        "images_per_s": round(tr.images_per_s, 1),
+    }
+
+
+def report_epoch(desc, lr, tr, te):
+    """The one summary line of an epoch."""
+    print(
+        f"{desc}  train loss {tr.loss:.4f} acc {100 * tr.accuracy:6.2f}%  "
+        f"test loss {te.loss:.4f} acc {100 * te.accuracy:6.2f}%  "
+        f"lr {lr:.2e}  {tr.images_per_s:,.0f} img/s  {tr.seconds:.1f} s"
+        + (f"  ({tr.skipped} non-finite batches skipped)" if tr.skipped else ""),
+        flush=True,
+    )
 
 
 def evaluate(args, split, device, model, loss_fn, progress, desc):
@@ -428,6 +455,10 @@ def main(argv=None):
     """Run the trainer; returns the exit status (0, 2 for usage errors, 130 on Ctrl-C)."""
     try:
         args = build_parser().parse_args(argv)
+        if args.distributed:
+            from apps import parallel
+
+            return parallel.main(args)
         data, train, test, device, model, opt, state = prepare(args)
     except (UsageError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
