@@ -1,7 +1,7 @@
-"""NDArray-level wrappers of the backend's fused and convolution kernels, each with a fallback
-for backends without the kernel: bias rows (``add_row``), column sums (``sum_rows``), the
-per-column affine pass (``rows_affine``), conv/pool forwarding, and the flat packing the
-optimizers use (``concat_flat``, ``split_flat``)."""
+"""NDArray-level wrappers of the backend's fused kernels, each with a fallback for backends
+without the kernel: bias rows (``add_row``), column sums (``sum_rows``), the per-column
+affine pass (``rows_affine``), and the flat packing the optimizers use (``concat_flat``,
+``split_flat``).  The conv and pool kernels' wrappers are in ``conv.py``."""
 
 import builtins
 import math
@@ -121,35 +121,6 @@ def rows_affine(a, s, u, b=None, t=None):
 
 def _zeros_row(device, dtype, n):
     return _constant_row(device, dtype, n, 0.0)
-
-
-def conv_forward(a, b, geometry, out_shape):
-    """Run the backend conv kernel; ``geometry`` is the 25-int list of the backend table."""
-    out = NDArray.make(out_shape, device=a.device, dtype=a.dtype)
-    a.device.conv_forward(a.compact()._handle, b.compact()._handle, out._handle, list(geometry))
-    return out
-
-
-def conv_backward_weight(a, grad, geometry, weight_shape):
-    out = NDArray.make(weight_shape, device=a.device, dtype=a.dtype)
-    a.device.conv_backward_weight(
-        a.compact()._handle, grad.compact()._handle, out._handle, list(geometry)
-    )
-    return out
-
-
-def maxpool_forward(a, geometry, out_shape):
-    out = NDArray.make(out_shape, device=a.device, dtype=a.dtype)
-    a.device.maxpool_forward(a.compact()._handle, out._handle, list(geometry))
-    return out
-
-
-def maxpool_backward(a, grad, geometry):
-    out = NDArray.make(a.shape, device=a.device, dtype=a.dtype)
-    a.device.maxpool_backward(
-        a.compact()._handle, grad.compact()._handle, out._handle, list(geometry)
-    )
-    return out
 
 
 def concat_flat(arrays, out=None):

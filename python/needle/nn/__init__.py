@@ -2,4 +2,5 @@
 
 from .nn_basic import *  # noqa: F401,F403
 from .nn_conv import *  # noqa: F401,F403
+from .nn_pool import *  # noqa: F401,F403
 from .nn_summary import summary  # noqa: F401

@@ -1,21 +1,30 @@
-"""Convolution and pooling layers: channels-first (NCHW) like PyTorch, thin over one op each.
+"""Convolution layers: channels-first (NCHW) like PyTorch, thin over one op each.
 
 The layers keep their weight in the op's layout ``(*kernel, C_in // groups, C_out)`` and
-move channels last around the call to ``ops.conv`` (a permutation view; the op packs its
-input once).  ``Conv`` is the course's layer (signature, default padding ``k // 2``,
-initialisation draws) extended with PyTorch's ``padding``, ``dilation``, ``groups`` and
-``padding_mode``; ``Conv1d``/``Conv2d``/``Conv3d`` differ only in the number of spatial axes.
+move channels last around the call to ``ops.conv`` (the op packs its input once).  ``Conv``
+is the course's layer (signature, default padding ``k // 2``, initialisation draws) extended
+with PyTorch's ``padding``, ``dilation``, ``groups`` and ``padding_mode``;
+``Conv1d``/``Conv2d``/``Conv3d`` differ only in the number of spatial axes.  Every layer
+describes itself: ``layer.geometry(input_shape)`` is the ``ConvGeometry`` its op runs.
+Pooling layers and ``ChannelShuffle`` are in ``nn_pool.py``.
 """
 
 import math
 import numbers
 from typing import Optional
 
-import numpy as np
-
 from .. import init, ops
 from ..autograd import Tensor
-from ..ops.ops_conv import _pad_pairs, _per_axis
+from ..ops.geometry import (
+    ConvGeometry,
+    check_groups,
+    check_output_padding,
+    check_positive,
+    conv_geometry,
+    conv_transpose_geometry,
+    per_axis,
+    resolve_padding,
+)
 from ..ops.ops_pool import PAD_MODES
 from .nn_basic import Module, Parameter
 
@@ -27,33 +36,39 @@ __all__ = [
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
-    "MaxPool1d",
-    "MaxPool2d",
-    "MaxPool3d",
-    "AvgPool1d",
-    "AvgPool2d",
-    "AvgPool3d",
-    "AdaptiveAvgPool2d",
-    "ChannelShuffle",
 ]
 
 
-def _to_channels_last(x: Tensor, nd: int) -> Tensor:
-    return ops.channels_last(x)  # packed once for the kernel's forward and backward
-
-
-def _to_channels_first(x: Tensor, nd: int) -> Tensor:
+# --- helpers the pooling layers share --------------------------------------------------------
+def to_channels_first(x: Tensor, nd: int) -> Tensor:
+    """``(N, *spatial, C) -> (N, C, *spatial)`` for ``nd`` spatial axes (a view)."""
     return ops.permute(x, (0, nd + 1, *range(1, nd + 1)))
 
 
-def _check_input(name, x, nd, channels):
-    if len(x.shape) != nd + 2 or x.shape[1] != channels:
+def channels_last_shape(shape):
+    """``(N, C, *spatial) -> (N, *spatial, C)``: a layer's input shape in the ops' layout."""
+    return (shape[0], *shape[2:], shape[1])
+
+
+def check_input(name, shape, nd, channels=None):
+    """A layer's input has ``nd`` spatial axes (and ``channels`` channels when given)."""
+    if len(shape) != nd + 2 or (channels is not None and shape[1] != channels):
         spatial = ", ".join("DHW"[3 - nd :])
+        c = "C" if channels is None else channels
         raise ValueError(
-            f"{name}: expected input of shape (N, {channels}, {spatial}), got {tuple(x.shape)}"
+            f"{name}: expected input of shape (N, {c}, {spatial}) with {nd} spatial axes, "
+            f"got {tuple(shape)}"
         )
 
 
+def show(value):
+    """A per-axis tuple with equal entries prints as one int."""
+    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+        return value[0]
+    return value
+
+
+# --- convolution -----------------------------------------------------------------------------
 def _add_bias(y: Tensor, bias: Optional[Tensor]) -> Tensor:
     """``y`` (channels last) plus ``bias`` broadcast over every other axis."""
     if bias is None:
@@ -61,22 +76,18 @@ def _add_bias(y: Tensor, bias: Optional[Tensor]) -> Tensor:
     return ops.bias_add(y, bias)
 
 
-def _show(value):
-    """A per-axis tuple with equal entries prints as one int."""
-    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
-        return value[0]
-    return value
-
-
-def _check_groups(name, in_channels, out_channels, groups):
+def _check_channels(name, in_channels, out_channels, groups):
     for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
         if not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name}: {arg} must be a positive int, got {arg}={value!r}")
-    if groups < 1 or in_channels % groups or out_channels % groups:
-        raise ValueError(
-            f"{name}: in_channels={in_channels} and out_channels={out_channels} must be "
-            f"divisible by groups={groups}"
-        )
+        context = " (in_channels and out_channels must be divisible by groups)"
+        check_groups(name, groups, arg, value, context)
+
+
+def _kernel_size(kernel_size, nd, name):
+    kernel = per_axis(kernel_size, nd, "kernel_size", name)
+    check_positive(kernel, "kernel_size", name)
+    return kernel
 
 
 def _weight_and_bias(kernel_size, c_in, c_out, groups, bias, bias_size, device, dtype):
@@ -119,66 +130,57 @@ class _ConvNd(Module):
     ):
         super().__init__()
         name, nd = type(self).__name__, self._nd
-        _check_groups(name, in_channels, out_channels, groups)
+        _check_channels(name, in_channels, out_channels, groups)
         if padding_mode not in PAD_MODES:
             raise ValueError(
                 f"{name}: padding_mode must be one of {PAD_MODES}, "
                 f"got padding_mode={padding_mode!r}"
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _per_axis(kernel_size, nd, "kernel_size", name)
-        if min(self.kernel_size) < 1:
-            raise ValueError(f"{name}: kernel_size must be >= 1, got kernel_size={kernel_size!r}")
-        self.stride = _per_axis(stride, nd, "stride", name)
-        self.dilation = _per_axis(dilation, nd, "dilation", name)
+        self.kernel_size = _kernel_size(kernel_size, nd, name)
+        self.stride = per_axis(stride, nd, "stride", name)
+        self.dilation = per_axis(dilation, nd, "dilation", name)
         self.padding_mode = padding_mode
         self._padding_arg = padding
-        self.padding = self._pads(padding, name)
+        self.padding = resolve_padding(padding, self.kernel_size, self.stride, self.dilation, name)
 
         self.weight, self.bias = _weight_and_bias(
             self.kernel_size, in_channels, out_channels, groups, bias, out_channels, device, dtype
         )
 
-    def _pads(self, padding, name):
-        """Per-axis (lo, hi) zero padding: None (course default), int, tuple, 'same', 'valid'."""
-        extents = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation)]
-        if padding is None:  # the course's k // 2, i.e. half the dilated extent (floor)
-            return tuple(((e + 1) // 2,) * 2 for e in extents)
-        if padding == "valid":
-            return ((0, 0),) * self._nd
-        if padding == "same":
-            if any(s != 1 for s in self.stride):
-                raise ValueError(f"{name}: padding='same' needs stride 1, got stride={self.stride}")
-            return tuple((e // 2, e - e // 2) for e in extents)  # the odd pixel goes after
-        if isinstance(padding, str):
-            raise ValueError(
-                f"{name}: padding must be 'same', 'valid', an int or a tuple, got {padding!r}"
-            )
-        return _pad_pairs(padding, self._nd, name)
-
     def forward(self, x: Tensor) -> Tensor:
-        nd = self._nd
-        _check_input(type(self).__name__, x, nd, self.in_channels)
-        h = _to_channels_last(x, nd)
+        check_input(type(self).__name__, x.shape, self._nd, self.in_channels)
+        h = ops.channels_last(x)  # packed once for the kernel's forward and backward
         padding = self.padding
-        if self.padding_mode != "zeros":
+        if self.padding_mode != "zeros":  # the op pads with zeros only: pad first
             h = ops.pad_boundary(h, ((0, 0), *padding, (0, 0)), self.padding_mode)
             padding = 0
         y = ops.conv(h, self.weight, self.stride, padding, self.dilation, self.groups)
-        return _to_channels_first(_add_bias(y, self.bias), nd)
+        return to_channels_first(_add_bias(y, self.bias), self._nd)
+
+    def geometry(self, input_shape) -> ConvGeometry:
+        """The convolution this layer runs on an input of ``input_shape`` ``(N, C_in,
+        *spatial)``, in the op's channels-last terms (any padding mode has the sizes of
+        zero padding)."""
+        name = type(self).__name__
+        check_input(name, input_shape, self._nd, self.in_channels)
+        return conv_geometry(
+            channels_last_shape(input_shape), self.weight.shape, self.stride, self.padding,
+            self.dilation, self.groups, op=name,
+        )  # fmt: skip
 
     def extra_repr(self):
         parts = [
             str(self.in_channels),
             str(self.out_channels),
-            f"kernel_size={_show(self.kernel_size)}",
+            f"kernel_size={show(self.kernel_size)}",
         ]
         if any(s != 1 for s in self.stride):
-            parts.append(f"stride={_show(self.stride)}")
+            parts.append(f"stride={show(self.stride)}")
         if self._padding_arg is not None:
             parts.append(f"padding={self._padding_arg!r}")
         if any(d != 1 for d in self.dilation):
-            parts.append(f"dilation={_show(self.dilation)}")
+            parts.append(f"dilation={show(self.dilation)}")
         if self.groups != 1:
             parts.append(f"groups={self.groups}")
         if self.bias is None:
@@ -257,45 +259,48 @@ class _ConvTransposeNd(Module):
     ):
         super().__init__()
         name, nd = type(self).__name__, self._nd
-        _check_groups(name, in_channels, out_channels, groups)
+        _check_channels(name, in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _per_axis(kernel_size, nd, "kernel_size", name)
-        if min(self.kernel_size) < 1:
-            raise ValueError(f"{name}: kernel_size must be >= 1, got kernel_size={kernel_size!r}")
-        self.stride = _per_axis(stride, nd, "stride", name)
-        self.padding = _per_axis(padding, nd, "padding", name)
-        self.output_padding = _per_axis(output_padding, nd, "output_padding", name)
-        self.dilation = _per_axis(dilation, nd, "dilation", name)
-        for e, s, d in zip(self.output_padding, self.stride, self.dilation):
-            if e >= s and e >= d:
-                raise ValueError(
-                    f"{name}: output_padding={self.output_padding} must be smaller than stride "
-                    f"{self.stride} or dilation {self.dilation}"
-                )
+        self.kernel_size = _kernel_size(kernel_size, nd, name)
+        self.stride = per_axis(stride, nd, "stride", name)
+        self.padding = per_axis(padding, nd, "padding", name)
+        self.output_padding = per_axis(output_padding, nd, "output_padding", name)
+        self.dilation = per_axis(dilation, nd, "dilation", name)
+        check_output_padding(name, self.output_padding, self.stride, self.dilation)
         # the weight of the conv from out_channels to in_channels
         self.weight, self.bias = _weight_and_bias(
             self.kernel_size, out_channels, in_channels, groups, bias, out_channels, device, dtype
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        nd = self._nd
-        _check_input(type(self).__name__, x, nd, self.in_channels)
+        check_input(type(self).__name__, x.shape, self._nd, self.in_channels)
         y = ops.conv_transpose(
-            _to_channels_last(x, nd), self.weight, self.stride, self.padding,
+            ops.channels_last(x), self.weight, self.stride, self.padding,
             self.output_padding, self.dilation, self.groups,
         )  # fmt: skip
-        return _to_channels_first(_add_bias(y, self.bias), nd)
+        return to_channels_first(_add_bias(y, self.bias), self._nd)
+
+    def geometry(self, input_shape) -> ConvGeometry:
+        """The convolution this layer runs on an input of ``input_shape`` ``(N, C_in,
+        *spatial)``, in the op's channels-last terms: the input gradient (``adjoint``) of
+        the conv from its output back to its input."""
+        name = type(self).__name__
+        check_input(name, input_shape, self._nd, self.in_channels)
+        return conv_transpose_geometry(
+            channels_last_shape(input_shape), self.weight.shape, self.stride, self.padding,
+            self.output_padding, self.dilation, self.groups, op=name,
+        )  # fmt: skip
 
     def extra_repr(self):
         parts = [
             str(self.in_channels),
             str(self.out_channels),
-            f"kernel_size={_show(self.kernel_size)}",
+            f"kernel_size={show(self.kernel_size)}",
         ]
         for key, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1)):
             value = getattr(self, key)
             if any(v != default for v in value):
-                parts.append(f"{key}={_show(value)}")
+                parts.append(f"{key}={show(value)}")
         if self.groups != 1:
             parts.append(f"groups={self.groups}")
         if self.bias is None:
@@ -336,145 +341,3 @@ class ConvTranspose3d(_ConvTransposeNd):
     """Transposed 3-D convolution over ``(N, C_in, D, H, W)``."""
 
     _nd = 3
-
-
-# --- pooling -----------------------------------------------------------------------------------
-class _PoolNd(Module):
-    """Shared arguments of the pools: ``stride`` defaults to ``kernel_size``; ``padding`` is
-    at most half the kernel.  Output size ``floor((in + 2*padding - k) / stride) + 1``."""
-
-    _nd = 2
-    _pool = None
-
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        name, nd = type(self).__name__, self._nd
-        self.kernel_size = _per_axis(kernel_size, nd, "kernel_size", name)
-        self.stride = self.kernel_size if stride is None else _per_axis(stride, nd, "stride", name)
-        self.padding = _per_axis(padding, nd, "padding", name)
-
-    def forward(self, x: Tensor) -> Tensor:
-        nd = self._nd
-        if len(x.shape) != nd + 2:
-            raise ValueError(
-                f"{type(self).__name__}: expected input with {nd} spatial axes (N, C, ...), "
-                f"got shape {tuple(x.shape)}"
-            )
-        y = type(self)._pool(_to_channels_last(x, nd), self.kernel_size, self.stride, self.padding)
-        return _to_channels_first(y, nd)
-
-    def extra_repr(self):
-        parts = [f"kernel_size={_show(self.kernel_size)}"]
-        if self.stride != self.kernel_size:
-            parts.append(f"stride={_show(self.stride)}")
-        if any(self.padding):
-            parts.append(f"padding={_show(self.padding)}")
-        return ", ".join(parts)
-
-
-class MaxPool2d(_PoolNd):
-    """Max pooling over ``(N, C, H, W)``; the gradient goes to each window's arg-max and
-    padding never wins."""
-
-    _nd = 2
-    _pool = staticmethod(ops.max_pool)
-
-
-class MaxPool1d(MaxPool2d):
-    """Max pooling over ``(N, C, L)``."""
-
-    _nd = 1
-
-
-class MaxPool3d(MaxPool2d):
-    """Max pooling over ``(N, C, D, H, W)``."""
-
-    _nd = 3
-
-
-class AvgPool2d(_PoolNd):
-    """Average pooling over ``(N, C, H, W)``; zero padding counts in the average
-    (PyTorch's ``count_include_pad=True``)."""
-
-    _nd = 2
-    _pool = staticmethod(ops.avg_pool)
-
-
-class AvgPool1d(AvgPool2d):
-    """Average pooling over ``(N, C, L)``."""
-
-    _nd = 1
-
-
-class AvgPool3d(AvgPool2d):
-    """Average pooling over ``(N, C, D, H, W)``."""
-
-    _nd = 3
-
-
-def _adaptive_matrix(n, out, x):
-    """(n, out) averaging matrix: PyTorch's windows [floor(i n/out), ceil((i+1) n/out))."""
-    m = np.zeros((n, out))
-    for i in range(out):
-        start, stop = (i * n) // out, -((-(i + 1) * n) // out)
-        m[start:stop, i] = 1.0 / (stop - start)
-    return Tensor(m, device=x.device, dtype=x.dtype, requires_grad=False)
-
-
-class AdaptiveAvgPool2d(Module):
-    """Average pooling to a fixed ``output_size`` (int, or (h, w) with None keeping a size).
-
-    Window i of an axis of size n covers ``[floor(i*n/out), ceil((i+1)*n/out))`` as in
-    PyTorch; computed as two small matmuls with constant averaging matrices.
-    Shape: ``(N, C, H, W) -> (N, C, out_h, out_w)``.
-    """
-
-    def __init__(self, output_size):
-        super().__init__()
-        if isinstance(output_size, int) or output_size is None:
-            output_size = (output_size, output_size)
-        if len(output_size) != 2 or any(o is not None and o < 1 for o in output_size):
-            raise ValueError(
-                "AdaptiveAvgPool2d: output_size must be a positive int or a pair, "
-                f"got {output_size!r}"
-            )
-        self.output_size = tuple(output_size)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if len(x.shape) != 4:
-            raise ValueError(
-                f"AdaptiveAvgPool2d: expected (N, C, H, W), got shape {tuple(x.shape)}"
-            )
-        h, w = x.shape[2:]
-        oh, ow = (n if o is None else o for o, n in zip(self.output_size, (h, w)))
-        y = x if ow == w else x @ _adaptive_matrix(w, ow, x)  # (N, C, H, ow)
-        if oh != h:
-            y = ops.transpose(ops.transpose(y) @ _adaptive_matrix(h, oh, x))
-        return y
-
-    def extra_repr(self):
-        return f"output_size={_show(self.output_size)}"
-
-
-class ChannelShuffle(Module):
-    """ShuffleNet's channel permutation: ``(N, g·c, ...) -> (N, c·g, ...)``, i.e. channel
-    ``i*c + j`` moves to ``j*g + i``."""
-
-    def __init__(self, groups: int):
-        super().__init__()
-        if groups < 1:
-            raise ValueError(f"ChannelShuffle: groups must be >= 1, got {groups}")
-        self.groups = groups
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, c, *spatial = x.shape
-        if c % self.groups:
-            raise ValueError(
-                f"ChannelShuffle: groups={self.groups} must divide channels={c} "
-                f"(input shape {tuple(x.shape)})"
-            )
-        y = x.reshape((n, self.groups, c // self.groups, *spatial))
-        return ops.transpose(y, (1, 2)).reshape(x.shape)
-
-    def extra_repr(self):
-        return f"groups={self.groups}"

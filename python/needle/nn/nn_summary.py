@@ -3,22 +3,27 @@ the receptive field and jump of every convolution and pooling layer.
 
 The model is run once on a dummy input (in eval mode, so BatchNorm statistics and the global
 NumPy RNG are untouched) with every module's ``forward`` wrapped to record what it saw.
-Costs then follow from the layer attributes and the recorded shapes:
+Conv and pool layers describe themselves: ``layer.geometry(input_shape)`` returns the
+``ConvGeometry`` or ``PoolGeometry`` they run, and the costs follow from it:
 
-- Conv (``N, C_in, *S_in -> N, C_out, *S_out``, kernel ``K``, ``groups``):
-  MACs = N * C_out * prod(S_out) * (C_in / groups) * prod(K); the bias adds are not counted.
-- ConvTranspose: MACs = N * C_in * prod(S_in) * (C_out / groups) * prod(K).
+- Conv (``N, C_in, *S_in -> N, C_out, *S_out``, kernel ``K``, ``groups``): the geometry's
+  ``flops / 2`` = N * C_out * prod(S_out) * (C_in / groups) * prod(K) multiply-accumulates;
+  the bias adds are not counted.
+- ConvTranspose (an ``adjoint`` geometry): those of the conv it transposes,
+  N * C_in * prod(S_in) * (C_out / groups) * prod(K).
 - Linear ``(..., in) -> (..., out)``: MACs = prod(output shape) * in.
 - Everything else (BatchNorm, activations, pooling, shuffles) counts 0 MACs.
 
 Receptive field ``r`` and jump ``j`` (the input-pixel distance between neighbouring outputs,
 i.e. the effective stride) follow a tensor through the graph: the input has ``r = j = 1``; a
-conv or pool with kernel ``k``, dilation ``d`` and stride ``s`` maps
-``r' = r + (d * (k - 1)) * j`` and ``j' = j * s``; a transposed conv maps ``j' = j / s`` and
-``r' = r + d * (k - 1) * j'``; any other op (add, concat, reshape) takes the largest ``r`` and
-``j`` among its inputs, so a residual branch is accounted for.  Both are per spatial axis.
+window with kernel ``k``, dilation ``d``, stride ``s`` and input dilation ``l`` (a transposed
+conv of stride ``l`` reads an input with ``l - 1`` zeros between samples, ``j / l`` apart) maps
+``r' = r + d * (k - 1) * j / l`` and ``j' = j * s / l``; any other op (add, concat, reshape)
+takes the largest ``r`` and ``j`` among its inputs, so a residual branch is accounted for.
+Both are per spatial axis.
 """
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, List, Optional, Tuple
@@ -27,6 +32,7 @@ import numpy as np
 
 from .. import autograd
 from ..autograd import Tensor, TensorTuple
+from ..ops.geometry import ConvGeometry, PoolGeometry
 from .nn_basic import Module, _items
 
 __all__ = ["summary", "ModelSummary", "LayerRow"]
@@ -73,21 +79,7 @@ class ModelSummary:
 
 
 def _prod(shape):
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
-def _per_axis(value, n, what):
-    if isinstance(value, (tuple, list)):
-        value = tuple(value)
-        if len(value) == 1:
-            value = value * n
-        if len(value) != n:
-            raise ValueError(f"summary: {what}={value} does not have {n} spatial entries")
-        return tuple(int(v) if not isinstance(v, (tuple, list)) else v for v in value)
-    return (int(value),) * n
+    return math.prod(int(d) for d in shape)
 
 
 def _children(value, path):
@@ -135,45 +127,33 @@ def _is_leaf(module):
 
 
 def _geometry(module, in_shape):
-    """``(kind, kernel, stride, dilation)`` per spatial axis for conv/pool layers, else None."""
-    nsp = len(in_shape) - 2
-    if nsp < 1:
+    """The ``ConvGeometry``/``PoolGeometry`` a conv or pool layer runs on ``in_shape``, else
+    None."""
+    describe = getattr(module, "geometry", None)
+    if len(in_shape) < 3 or not callable(describe):
         return None
-    cls = type(module).__name__
-    if hasattr(module, "output_size") and "Adaptive" in cls:
-        out = _per_axis(module.output_size, nsp, "output_size")
-        stride = tuple(max(i // o, 1) for i, o in zip(in_shape[2:], out))
-        kernel = tuple(i - (o - 1) * s for i, o, s in zip(in_shape[2:], out, stride))
-        return "pool", kernel, stride, (1,) * nsp
-    if not hasattr(module, "kernel_size"):
-        return None
-    kernel = _per_axis(module.kernel_size, nsp, "kernel_size")
-    stride = getattr(module, "stride", None)
-    stride = kernel if stride is None else _per_axis(stride, nsp, "stride")
-    dilation = _per_axis(getattr(module, "dilation", 1) or 1, nsp, "dilation")
-    if isinstance(getattr(module, "weight", None), Tensor):
-        kind = "convT" if "Transpose" in cls else "conv"
-    else:
-        kind = "pool"
-    return kind, kernel, stride, dilation
+    geom = describe(in_shape)
+    return geom if isinstance(geom, (ConvGeometry, PoolGeometry)) else None
 
 
 def _config(module, geom):
-    _, kernel, stride, dilation = geom
+    """``k3 s2 p1 d2 g4``: the layer's own window (a transposed conv's is that of the conv
+    it transposes), with the padding as the layer was given it."""
+    window = geom.transposed if geom.adjoint else geom
 
     def fmt(t):
         return str(t[0]) if len(set(t)) == 1 else "x".join(str(v) for v in t)
 
-    parts = [f"k{fmt(kernel)}"]
-    if any(s != 1 for s in stride):
-        parts.append(f"s{fmt(stride)}")
+    parts = [f"k{fmt(window.kernel)}"]
+    if any(s != 1 for s in window.stride):
+        parts.append(f"s{fmt(window.stride)}")
     pad = _pad_text(getattr(module, "padding", 0), fmt)
     if pad:
         parts.append(f"p{pad}")
-    if any(d != 1 for d in dilation):
-        parts.append(f"d{fmt(dilation)}")
-    groups = getattr(module, "groups", 1)
-    if groups not in (1, None):
+    if any(d != 1 for d in window.dilation):
+        parts.append(f"d{fmt(window.dilation)}")
+    groups = getattr(window, "groups", 1)
+    if groups != 1:
         parts.append(f"g{groups}")
     return " ".join(parts)
 
@@ -193,12 +173,8 @@ def _pad_text(padding, fmt):
 
 
 def _macs(module, geom, in_shape, out_shape):
-    if geom is not None and geom[0] in ("conv", "convT"):
-        groups = int(getattr(module, "groups", 1) or 1)
-        k = _prod(geom[1])
-        if geom[0] == "conv":
-            return _prod(out_shape) * (in_shape[1] // groups) * k
-        return _prod(in_shape) * (out_shape[1] // groups) * k
+    if isinstance(geom, ConvGeometry):
+        return geom.flops // 2
     weight = getattr(module, "weight", None)
     if type(module).__name__ == "Linear" and isinstance(weight, Tensor):
         return _prod(out_shape) * int(in_shape[-1])
@@ -248,13 +224,10 @@ def _combine(found):
 
 
 def _advance(field_in, geom):
-    kind, kernel, stride, dilation = geom
     rf, jump = field_in
-    if kind == "convT":
-        jump = tuple(j / s for j, s in zip(jump, stride))
-        return tuple(r + d * (k - 1) * j for r, d, k, j in zip(rf, dilation, kernel, jump)), jump
-    rf = tuple(r + d * (k - 1) * j for r, d, k, j in zip(rf, dilation, kernel, jump))
-    return rf, tuple(j * s for j, s in zip(jump, stride))
+    jump = tuple(j / l for j, l in zip(jump, geom.input_dilation))  # samples j / l apart
+    rf = tuple(r + d * (k - 1) * j for r, d, k, j in zip(rf, geom.dilation, geom.kernel, jump))
+    return rf, tuple(j * s for j, s in zip(jump, geom.stride))
 
 
 def _shape_of(out):
@@ -366,7 +339,7 @@ def _record(row, module, x, out, tracker):
     geom = _geometry(module, row.input_shape) if x is not None else None
     if isinstance(out, Tensor) and len(row.output_shape) >= 1:
         row.macs = _macs(module, geom, row.input_shape, row.output_shape) if row.leaf else 0
-    if geom is None or not isinstance(out, Tensor) or tracker.nsp != len(geom[1]):
+    if geom is None or not isinstance(out, Tensor) or tracker.nsp != len(geom.kernel):
         return
     row.config = _config(module, geom)
     field_in = tracker.resolve(x)

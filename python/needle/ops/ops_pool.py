@@ -2,29 +2,24 @@
 
 ``pad_boundary`` pads with zeros or a boundary mode (circular, reflect, replicate) and is
 differentiable both ways (its adjoint folds the borders back).  ``max_pool`` is one node
-with the backends' ``maxpool_forward``/``maxpool_backward`` kernels (the gradient goes to
+with the array API's ``maxpool_forward``/``maxpool_backward`` kernels (the gradient goes to
 each window's first arg-max); ``avg_pool`` is a depthwise ``conv`` with a constant kernel.
-Every pooling call is checked once by the pure shape rule ``pool_geometry``.
+Every pooling call is checked once by the pure shape rule ``pool_geometry`` (``geometry.py``).
 """
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Optional, Tuple
-
-import numpy
+from typing import Optional
 
 from ..autograd import Tensor, TensorOp
-from ..backend_ndarray import ndarray as _nd
-from .ops_conv import _contiguous, _np_kernel, _per_axis, _positive, _zeros_like_shape, conv
+from ..backend_selection import array_api
+from .geometry import PoolGeometry, pool_geometry
+from .ops_conv import conv
 
 __all__ = [
     "PAD_MODES",
     "PadBoundary",
     "PadBoundaryAdjoint",
     "pad_boundary",
-    "PoolGeometry",
-    "pool_geometry",
     "MaxPool",
     "MaxPoolGrad",
     "max_pool",
@@ -58,14 +53,6 @@ def _at(ndim, axis, sl):
     return (slice(None),) * axis + (sl,) + (slice(None),) * (ndim - axis - 1)
 
 
-def _broadcast(x, shape):
-    return numpy.broadcast_to(x, shape) if isinstance(x, numpy.ndarray) else x.broadcast_to(shape)
-
-
-def _copy(x):
-    return x.copy()
-
-
 class PadBoundary(TensorOp):
     """Pad every axis by ``pads[axis] = (lo, hi)`` with a boundary mode.
 
@@ -79,14 +66,12 @@ class PadBoundary(TensorOp):
         self.mode = mode
 
     def compute(self, a):
-        shape = tuple(n + lo + hi for n, (lo, hi) in zip(a.shape, self.pads))
-        out = _zeros_like_shape(a, shape)
-        out[tuple(slice(lo, lo + n) for n, (lo, _) in zip(a.shape, self.pads))] = a
+        out = array_api.pad(a, self.pads)
         for axis, (n, (lo, hi)) in enumerate(zip(a.shape, self.pads)):
             for dst, src in _border_copies(n, lo, hi, self.mode):
                 value = out[_at(out.ndim, axis, src)]
                 if self.mode == "replicate":
-                    value = _broadcast(value, out[_at(out.ndim, axis, dst)].shape)
+                    value = array_api.broadcast_to(value, out[_at(out.ndim, axis, dst)].shape)
                 out[_at(out.ndim, axis, dst)] = value
         return out
 
@@ -102,7 +87,7 @@ class PadBoundaryAdjoint(TensorOp):
         self.mode = mode
 
     def compute(self, g):
-        g = _copy(g)
+        g = g.copy()
         ndim = g.ndim
         for axis in reversed(range(ndim)):
             lo, hi = self.pads[axis]
@@ -114,7 +99,7 @@ class PadBoundaryAdjoint(TensorOp):
                 target = _at(ndim, axis, src)
                 g[target] = g[target] + border
             g = g[_at(ndim, axis, slice(lo, lo + n))]
-        return _contiguous(g)
+        return array_api.compact(g)
 
     def gradient(self, out_grad, node):
         return PadBoundary(self.pads, self.mode)(out_grad)
@@ -145,66 +130,6 @@ def pad_boundary(a, pads, mode="zeros"):
 
 
 # --- pooling ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PoolGeometry:
-    """Sizes of one pooling call over a channels-last input (see ``pool_geometry``)."""
-
-    batch: int
-    in_spatial: Tuple[int, ...]
-    channels: int
-    kernel: Tuple[int, ...]
-    stride: Tuple[int, ...]
-    padding: Tuple[int, ...]
-    out_spatial: Tuple[int, ...]
-
-    @property
-    def out_shape(self):
-        return (self.batch, *self.out_spatial, self.channels)
-
-    @cached_property
-    def backend(self) -> Tuple[int, ...]:
-        """The 17-int pool geometry of the backend table (3-D form)."""
-
-        def three(values, fill):
-            return (fill,) * (3 - len(values)) + tuple(values)
-
-        return (
-            self.batch, *three(self.in_spatial, 1), self.channels, *three(self.kernel, 1),
-            *three(self.out_spatial, 1), *three(self.stride, 1), *three(self.padding, 0),
-        )  # fmt: skip
-
-
-def pool_geometry(a_shape, kernel_size, stride=None, padding=0, *, op="max_pool") -> PoolGeometry:
-    """Validate a pooling call; output size ``floor((in + 2*pad - k) / stride) + 1``.
-
-    ``stride`` defaults to the kernel size; ``padding`` must be at most half the kernel.
-    """
-    a_shape = tuple(a_shape)
-    if len(a_shape) not in (3, 4, 5):
-        raise ValueError(
-            f"{op}: input must be (N, *spatial, C) with 1, 2 or 3 spatial axes, got shape {a_shape}"
-        )
-    nd = len(a_shape) - 2
-    kernel = _per_axis(kernel_size, nd, "kernel_size", op)
-    stride = kernel if stride is None else _per_axis(stride, nd, "stride", op)
-    pad = _per_axis(padding, nd, "padding", op)
-    _positive(kernel, "kernel_size", op)
-    _positive(stride, "stride", op)
-    if any(p < 0 or 2 * p > k for p, k in zip(pad, kernel)):
-        raise ValueError(
-            f"{op}: padding {pad} must be >= 0 and at most half of kernel_size {kernel}"
-        )
-    out = []
-    for axis, (n, k, s, p) in enumerate(zip(a_shape[1:-1], kernel, stride, pad)):
-        if k > n + 2 * p:
-            raise ValueError(
-                f"{op}: kernel_size {k} exceeds padded input {n + 2 * p} on spatial axis {axis} "
-                f"(input shape {a_shape})"
-            )
-        out.append((n + 2 * p - k) // s + 1)
-    return PoolGeometry(a_shape[0], a_shape[1:-1], a_shape[-1], kernel, stride, pad, tuple(out))
-
-
 class MaxPool(TensorOp):
     """Max over each window of a channels-last input; padding never wins."""
 
@@ -220,9 +145,7 @@ class MaxPool(TensorOp):
 
     def compute(self, a):
         geom = self.geometry or pool_geometry(a.shape, self.kernel_size, self.stride, self.padding)
-        if isinstance(a, numpy.ndarray):
-            return _np_kernel("maxpool_forward", (a,), geom.out_shape, geom.backend)
-        return _nd.maxpool_forward(a, geom.backend, geom.out_shape)
+        return array_api.maxpool_forward(a, geom)
 
     def gradient(self, out_grad, node):
         return MaxPoolGrad(self.geometry)(node.inputs[0], out_grad)
@@ -236,10 +159,7 @@ class MaxPoolGrad(TensorOp):
         self.geometry = geometry
 
     def compute(self, a, g):
-        geom = self.geometry
-        if isinstance(a, numpy.ndarray):
-            return _np_kernel("maxpool_backward", (a, g), a.shape, geom.backend)
-        return _nd.maxpool_backward(a, g, geom.backend)
+        return array_api.maxpool_backward(a, g, self.geometry)
 
     def gradient(self, out_grad, node):
         raise NotImplementedError("max pooling: second derivatives are not implemented")
@@ -257,10 +177,5 @@ def avg_pool(a, kernel_size, stride=None, padding=0):
     """
     geom = pool_geometry(a.shape, kernel_size, stride, padding, op="avg_pool")
     c = geom.channels
-    shape = (*geom.kernel, 1, c)
-    if isinstance(a.realize_cached_data(), numpy.ndarray):
-        data = numpy.full(shape, 1.0 / math.prod(geom.kernel), dtype=a.dtype)
-    else:
-        data = a.device.full(shape, 1.0 / math.prod(geom.kernel), dtype=a.dtype)
-    weight = Tensor.make_const(data)
-    return conv(a, weight, stride=geom.stride, padding=geom.padding, groups=c)
+    data = a.device.full((*geom.kernel, 1, c), 1.0 / math.prod(geom.kernel), dtype=a.dtype)
+    return conv(a, Tensor.make_const(data), stride=geom.stride, padding=geom.padding, groups=c)
