@@ -121,3 +121,198 @@ def flip_swap_kernel(b, groups):
     x = numpy.ascontiguousarray(b).reshape((*kernel, cg, groups, co))
     x = x[(slice(None, None, -1),) * nd].transpose((*range(nd), nd + 2, nd + 1, nd))
     return numpy.ascontiguousarray(x).reshape((*kernel, co, groups * cg))
+
+
+# ==== sequence models: recurrent step kernels and row gather / scatter-add ====================
+# The reference of the kernels behind needle.ops.ops_sequence (the C++ and CUDA backends
+# implement the same arithmetic in src/cpu/sequence.h and src/cuda/sequence.cuh).  Written
+# once for any array type with slicing, slice assignment, broadcasting arithmetic, and
+# sigmoid/tanh (NumPy arrays here; the NDArray falls back to these where its backend has no
+# kernel).  Arrays: xw (T, B, G) input projections (biases folded in), hw (B, G) the
+# recurrent projection h_{t-1} @ W_hh of step t, act (T, B, ·) saved activations,
+# h_all / c_all (T, B, H) the states; the step functions write step t in place.
+# Gate blocks: LSTM i, f, g, o (G = 4H); GRU r, z, n (G = 3H, PyTorch's formula for n).
+
+
+def _seq_at(a, t):
+    """Step ``t`` of a (T, ...) array as a (...) view."""
+    if isinstance(a, numpy.ndarray):
+        return a[t]
+    return a[t].as_strided(a.shape[1:], a.strides[1:])
+
+
+def _seq_sigmoid(x):
+    return 1.0 / (1.0 + numpy.exp(-x)) if isinstance(x, numpy.ndarray) else x.sigmoid()
+
+
+def _seq_tanh(x):
+    return numpy.tanh(x) if isinstance(x, numpy.ndarray) else x.tanh()
+
+
+def _seq_relu(x):
+    return numpy.maximum(x, 0) if isinstance(x, numpy.ndarray) else x.relu()
+
+
+def lstm_step_forward(xw, hw, c0, act, c_all, h_all, t):
+    """One LSTM step: a = xw[t] + hw; i, f, o = σ(a_i, a_f, a_o), g = tanh(a_g);
+    c_t = f·c_{t-1} + i·g, h_t = o·tanh(c_t) (c_{-1} = c0).  Writes act[t] = (i, f, g, o),
+    c_all[t], h_all[t]."""
+    hidden = c0.shape[1]
+    pre = _seq_at(xw, t) + hw
+    gates = _seq_at(act, t)
+    gates[:, :] = _seq_sigmoid(pre)
+    gates[:, 2 * hidden : 3 * hidden] = _seq_tanh(pre[:, 2 * hidden : 3 * hidden])
+    i, f = gates[:, :hidden], gates[:, hidden : 2 * hidden]
+    g, o = gates[:, 2 * hidden : 3 * hidden], gates[:, 3 * hidden :]
+    c_prev = c0 if t == 0 else _seq_at(c_all, t - 1)
+    c = f * c_prev + i * g
+    _seq_at(c_all, t)[:, :] = c
+    _seq_at(h_all, t)[:, :] = o * _seq_tanh(c)
+
+
+def lstm_step_backward(act, c_all, c0, d_out, dh_mat, dc, dgates, t):
+    """Gradient of step t: dh = d_out[t] + dh_mat (dh_mat: what h_t feeds later steps and
+    h_n); ``dc`` holds ∂c_t from later steps on entry and ∂c_{t-1} on exit.  Writes
+    dgates[t] = ∂(xw[t] + hw), the pre-activation gradient of the four gates."""
+    hidden = c0.shape[1]
+    gates = _seq_at(act, t)
+    i, f = gates[:, :hidden], gates[:, hidden : 2 * hidden]
+    g, o = gates[:, 2 * hidden : 3 * hidden], gates[:, 3 * hidden :]
+    c_prev = c0 if t == 0 else _seq_at(c_all, t - 1)
+    tanh_c = _seq_tanh(_seq_at(c_all, t))
+    dh = _seq_at(d_out, t) + dh_mat
+    dct = dc + dh * o * (1 - tanh_c * tanh_c)
+    out = _seq_at(dgates, t)
+    out[:, :hidden] = dct * g * i * (1 - i)
+    out[:, hidden : 2 * hidden] = dct * c_prev * f * (1 - f)
+    out[:, 2 * hidden : 3 * hidden] = dct * i * (1 - g * g)
+    out[:, 3 * hidden :] = dh * tanh_c * o * (1 - o)
+    dc[:, :] = dct * f
+
+
+def rnn_step_forward(xw, hw, h_all, t, relu):
+    """One Elman step: h_t = act(xw[t] + hw), act = relu if ``relu`` else tanh."""
+    pre = _seq_at(xw, t) + hw
+    _seq_at(h_all, t)[:, :] = _seq_relu(pre) if relu else _seq_tanh(pre)
+
+
+def rnn_step_backward(h_all, d_out, dh_mat, dgates, t, relu):
+    """dgates[t] = (d_out[t] + dh_mat) · act'(h_t) (act' from the output: 1 − h² or h > 0)."""
+    h = _seq_at(h_all, t)
+    dh = _seq_at(d_out, t) + dh_mat
+    deriv = (h > 0) if relu else 1 - h * h
+    if isinstance(deriv, numpy.ndarray):
+        deriv = deriv.astype(h.dtype)
+    _seq_at(dgates, t)[:, :] = dh * deriv
+
+
+def gru_step_forward(xw, hw, bhh, h0, act, h_all, t):
+    """One GRU step (PyTorch's formula): with b = hw + bhh,
+    r = σ(x_r + b_r), z = σ(x_z + b_z), n = tanh(x_n + r·b_n), h_t = (1 − z)·n + z·h_{t-1}.
+    Writes act[t] = (r, z, n, b_n) (4H) and h_all[t]."""
+    hidden = h0.shape[1]
+    x, b = _seq_at(xw, t), hw + bhh
+    saved = _seq_at(act, t)
+    saved[:, : 2 * hidden] = _seq_sigmoid(x[:, : 2 * hidden] + b[:, : 2 * hidden])
+    r, z = saved[:, :hidden], saved[:, hidden : 2 * hidden]
+    b_n = b[:, 2 * hidden :]
+    n = _seq_tanh(x[:, 2 * hidden :] + r * b_n)
+    saved[:, 2 * hidden : 3 * hidden] = n
+    saved[:, 3 * hidden :] = b_n
+    h_prev = h0 if t == 0 else _seq_at(h_all, t - 1)
+    _seq_at(h_all, t)[:, :] = n + z * (h_prev - n)
+
+
+def gru_step_backward(act, h0, h_all, d_out, dh_mat, dh_carry, dgx, dgh, t):
+    """Gradient of step t: dh = d_out[t] + dh_mat + dh_carry (dh_mat = dgh[t+1] @ W_hhᵀ,
+    dh_carry = the direct path z·dh of step t+1; on exit dh_carry holds this step's).
+    Writes dgx[t] = ∂xw[t] and dgh[t] = ∂(hw + bhh); they differ in the n block (× r)."""
+    hidden = h0.shape[1]
+    saved = _seq_at(act, t)
+    r, z = saved[:, :hidden], saved[:, hidden : 2 * hidden]
+    n, b_n = saved[:, 2 * hidden : 3 * hidden], saved[:, 3 * hidden :]
+    h_prev = h0 if t == 0 else _seq_at(h_all, t - 1)
+    dh = _seq_at(d_out, t) + dh_mat + dh_carry
+    dn = dh * (1 - z) * (1 - n * n)
+    dr = dn * b_n * r * (1 - r)
+    dz = dh * (h_prev - n) * z * (1 - z)
+    gx, gh = _seq_at(dgx, t), _seq_at(dgh, t)
+    gx[:, :hidden] = dr
+    gx[:, hidden : 2 * hidden] = dz
+    gx[:, 2 * hidden :] = dn
+    gh[:, :hidden] = dr
+    gh[:, hidden : 2 * hidden] = dz
+    gh[:, 2 * hidden :] = dn * r
+    dh_carry[:, :] = dh * z
+
+
+def _seq_rows(idx, rows, what):
+    """Row numbers (stored as floats) as int64; IndexError outside [0, rows)."""
+    index = numpy.asarray(idx).astype(numpy.int64)
+    if index.size and (index.min() < 0 or index.max() >= rows):
+        raise IndexError(f"{what}: index outside [0, {rows}): {index.min()}..{index.max()}")
+    return index
+
+
+def gather_rows(table, idx):
+    """Rows ``table[idx]`` of a (V, D) table, shape ``(*idx.shape, D)``."""
+    return table[_seq_rows(idx, table.shape[0], "gather_rows")]
+
+
+def scatter_add_rows(grad, idx, rows):
+    """(rows, D) zeros with grad[k] (N, D) added to row idx.flat[k] (repeats accumulate)."""
+    out = numpy.zeros((rows, grad.shape[1]), dtype=grad.dtype)
+    numpy.add.at(out, _seq_rows(idx, rows, "scatter_add_rows").reshape(-1), grad)
+    return out
+
+
+# --- convolution and pooling (the conv and pool ops; see backend_ndarray/conv.py) ------------
+# The NumPy backend's reference kernels (ndarray_backend_numpy) run on flat views of the
+# arrays; NumPy mode mixes dtypes as NumPy does, so the inputs meet in their common dtype.
+from .backend_ndarray import ndarray_backend_numpy as _reference  # noqa: E402
+
+
+class _Flat:
+    """A NumPy array seen as a backend ``Array`` (``.array`` is the flat buffer)."""
+
+    def __init__(self, x):
+        self.array = x.reshape(-1)
+        self.size = self.array.size
+
+
+def _reference_kernel(name, inputs, out_shape, geometry):
+    dtype = numpy.result_type(*inputs)
+    out = numpy.zeros(out_shape, dtype=dtype)
+    if out.size and all(x.size for x in inputs):
+        flats = [_Flat(numpy.ascontiguousarray(x, dtype=dtype)) for x in inputs]
+        getattr(_reference, name)(*flats, _Flat(out), list(geometry.backend))
+    return out
+
+
+def conv_forward(a, b, geometry):
+    """The conv of ``a`` (N, *spatial, C_in) with weight ``b``: ``geometry.out_shape``."""
+    return _reference_kernel("conv_forward", (a, b), geometry.out_shape, geometry)
+
+
+def conv_backward_weight(a, grad, geometry):
+    """The weight gradient of the conv of ``a`` given ``grad`` (its output's gradient)."""
+    return _reference_kernel("conv_backward_weight", (a, grad), geometry.weight_shape, geometry)
+
+
+def maxpool_forward(a, geometry):
+    """The max over each pooling window of ``a``: ``geometry.out_shape``."""
+    return _reference_kernel("maxpool_forward", (a,), geometry.out_shape, geometry)
+
+
+def maxpool_backward(a, grad, geometry):
+    """``grad`` routed to the first arg-max of each window of ``a``: ``a``'s shape."""
+    return _reference_kernel("maxpool_backward", (a, grad), a.shape, geometry)
+
+
+def flip_swap_kernel(b, groups):
+    """``(*K, Cg, G*Co) -> (*K, Co, G*Cg)``: ``out[K-1-k, j, g*Cg + c] = b[k, c, g*Co + j]``."""
+    *kernel, cg, cout = b.shape
+    nd, co = len(kernel), cout // groups
+    x = numpy.ascontiguousarray(b).reshape((*kernel, cg, groups, co))
+    x = x[(slice(None, None, -1),) * nd].transpose((*range(nd), nd + 2, nd + 1, nd))
+    return numpy.ascontiguousarray(x).reshape((*kernel, co, groups * cg))

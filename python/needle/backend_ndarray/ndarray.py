@@ -393,7 +393,7 @@ class NDArray:
                     f"{other.dtype} {other.shape}"
                 )
             a, b = self, other
-            if a._shape == b._shape and _same_strides(a, b) and a._dense():
+            if a._shape == b._shape and _same_strides(a, b) and a._dense() and not b._offset:
                 out = a._like()  # same layout on both sides: keep it
                 getattr(self.device, ewise_name)(a._handle, b._handle, out._handle)
                 return out

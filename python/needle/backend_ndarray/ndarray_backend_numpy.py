@@ -357,3 +357,85 @@ TABLE = (
     "conv_forward", "conv_backward_weight", "maxpool_forward", "maxpool_backward",
     "sum_rows", "rows_affine", "adam_step",
 )
+
+
+# ==== sequence models: recurrent step kernels, row gather / scatter-add =======================
+# Outside TABLE: the NDArray wrappers (backend_ndarray/sequence.py) use a backend's kernel when
+# it has one.  Buffers are flat; (T, B, G) arrays are row-major and T is implied by their size.
+# The arithmetic is needle.backend_numpy's (the NumPy mode runs the same functions).
+from .. import backend_numpy as _seq  # noqa: E402
+
+SEQUENCE_TABLE = (
+    "lstm_step_forward", "lstm_step_backward", "rnn_step_forward", "rnn_step_backward",
+    "gru_step_forward", "gru_step_backward", "gather_rows", "scatter_add_rows",
+)
+
+
+def _steps(buf, batch, width):
+    return buf.array.reshape(-1, batch, width)
+
+
+def _rows(buf, batch, width):
+    return buf.array[: batch * width].reshape(batch, width)
+
+
+def lstm_step_forward(xw, hw, c0, act, c_all, h_all, t, batch, hidden):
+    g = 4 * hidden
+    _seq.lstm_step_forward(
+        _steps(xw, batch, g), _rows(hw, batch, g), _rows(c0, batch, hidden),
+        _steps(act, batch, g), _steps(c_all, batch, hidden), _steps(h_all, batch, hidden), t,
+    )  # fmt: skip
+
+
+def lstm_step_backward(act, c_all, c0, d_out, dh_mat, dc, dgates, t, batch, hidden):
+    g = 4 * hidden
+    _seq.lstm_step_backward(
+        _steps(act, batch, g), _steps(c_all, batch, hidden), _rows(c0, batch, hidden),
+        _steps(d_out, batch, hidden), _rows(dh_mat, batch, hidden), _rows(dc, batch, hidden),
+        _steps(dgates, batch, g), t,
+    )  # fmt: skip
+
+
+def rnn_step_forward(xw, hw, h_all, t, batch, hidden, relu):
+    _seq.rnn_step_forward(
+        _steps(xw, batch, hidden), _rows(hw, batch, hidden), _steps(h_all, batch, hidden), t,
+        bool(relu),
+    )  # fmt: skip
+
+
+def rnn_step_backward(h_all, d_out, dh_mat, dgates, t, batch, hidden, relu):
+    _seq.rnn_step_backward(
+        _steps(h_all, batch, hidden), _steps(d_out, batch, hidden), _rows(dh_mat, batch, hidden),
+        _steps(dgates, batch, hidden), t, bool(relu),
+    )  # fmt: skip
+
+
+def gru_step_forward(xw, hw, bhh, h0, act, h_all, t, batch, hidden):
+    g = 3 * hidden
+    _seq.gru_step_forward(
+        _steps(xw, batch, g), _rows(hw, batch, g), _rows(bhh, 1, g), _rows(h0, batch, hidden),
+        _steps(act, batch, 4 * hidden), _steps(h_all, batch, hidden), t,
+    )  # fmt: skip
+
+
+def gru_step_backward(act, h0, h_all, d_out, dh_mat, dh_carry, dgx, dgh, t, batch, hidden):
+    g = 3 * hidden
+    _seq.gru_step_backward(
+        _steps(act, batch, 4 * hidden), _rows(h0, batch, hidden), _steps(h_all, batch, hidden),
+        _steps(d_out, batch, hidden), _rows(dh_mat, batch, hidden),
+        _rows(dh_carry, batch, hidden), _steps(dgx, batch, g), _steps(dgh, batch, g), t,
+    )  # fmt: skip
+
+
+def gather_rows(table, idx, out, rows, dim):
+    """out (N, dim) <- rows of table (rows, dim) at idx (N,); IndexError outside [0, rows)."""
+    n = idx.size
+    got = _seq.gather_rows(table.array[: rows * dim].reshape(rows, dim), idx.array)
+    out.array[: n * dim] = got.ravel()
+
+
+def scatter_add_rows(grad, idx, out, rows, dim):
+    """out (rows, dim) <- zeros with grad[k] added to row idx[k]."""
+    n = idx.size
+    total = _seq.scatter_add_rows(grad.array[: n * dim].reshape(n, dim), idx.array, rows)
+    out.array[: rows * dim] = total.ravel()

@@ -4,3 +4,4 @@ from .nn_basic import *  # noqa: F401,F403
 from .nn_conv import *  # noqa: F401,F403
 from .nn_pool import *  # noqa: F401,F403
 from .nn_summary import summary  # noqa: F401
+from .nn_sequence import *  # noqa: F401,F403

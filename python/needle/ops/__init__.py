@@ -8,3 +8,4 @@ from .geometry import *  # noqa: F401,F403
 from .ops_conv import *  # noqa: F401,F403
 from .ops_pool import *  # noqa: F401,F403
 from .ops_norm import *  # noqa: F401,F403
+from .ops_sequence import *  # noqa: F401,F403
