@@ -1,4 +1,10 @@
-"""The plain-NumPy array API used when ``NEEDLE_BACKEND=np`` (the course's early mode)."""
+"""The plain-NumPy array API used when ``NEEDLE_BACKEND=np`` (the course's early mode).
+
+Arrays are ``numpy.ndarray`` and keep NumPy's dtypes (float64 stays float64).  The module is
+NumPy itself (the course's code calls ``array_api.<numpy function>``) plus the functions the
+op layer calls that NumPy lacks or spells differently; they have the names and meaning of
+``needle/backend_ndarray/api.py``, so ops carry no mode checks.
+"""
 
 import numpy
 from numpy import *  # noqa: F401,F403  (the op layer calls array_api.<numpy function>)
@@ -69,6 +75,104 @@ def default_device():
 
 def all_devices():
     return [_CPU]
+
+
+# --- the op layer's array API (same names and meaning as backend_ndarray/api.py) ------------
+permute = numpy.transpose
+compact = numpy.ascontiguousarray
+
+
+def sum(a, axis=None, keepdims=False):  # noqa: A001  (NumPy's name, as the course's API)
+    """NumPy's sum, always an array (a full reduction gives a 0-d array, not a scalar)."""
+    return numpy.asarray(numpy.sum(a, axis=axis, keepdims=keepdims))
+
+
+def astype(a, dtype):
+    return a.astype(dtype)
+
+
+def to_numpy(a):
+    return a
+
+
+def device_of(a):
+    return _CPU
+
+
+def relu(a):
+    return numpy.maximum(a, 0)
+
+
+def relu_grad(g, a):
+    """``g`` where ``a`` > 0, else 0."""
+    return g * (a > 0).astype(g.dtype)
+
+
+def sigmoid(a):
+    # exp(-log(1 + e^-a)): no overflow warning for large negative a.
+    return numpy.exp(-numpy.logaddexp(0, -a)).astype(a.dtype)
+
+
+def array_from(data, device=None, dtype=None):
+    """A NumPy copy of ``data``; ``dtype=None`` keeps NumPy's dtype (there is one device)."""
+    return numpy.array(data, dtype=dtype)
+
+
+def check_compatible(what, a, b):
+    """Inputs of one op may mix dtypes (NumPy promotes them) and there is one device."""
+
+
+def basic_index(a, index):
+    """``a[index]`` (one int or slice per axis), an array also when every index is an int."""
+    return numpy.asarray(a[index])
+
+
+def unstack(a, axis):
+    """The slices of ``a`` along ``axis``, that axis removed, as views."""
+    lead = (slice(None),) * axis
+    return tuple(a[lead + (k,)] for k in range(a.shape[axis]))
+
+
+def add_row(x, row):
+    """``x (..., C) + row``, ``row`` holding C values (a layer's bias)."""
+    return x + row.reshape((1,) * (x.ndim - 1) + (x.shape[-1],))
+
+
+def sum_rows(x):
+    """Column sums (1, C) of an (M, C) matrix."""
+    return x.sum(axis=0, keepdims=True)
+
+
+def rows_affine(a, s, u, b=None, t=None):
+    """``a * s + b * t + u`` for (M, C) ``a``, ``b`` and (1, C) rows ``s``, ``t``, ``u``;
+    without ``b`` the middle term is left out, and ``s=None`` means ones."""
+    out = a if s is None else a * s
+    if b is not None:
+        out = out + b * t
+    return out + u
+
+
+def concat_flat(arrays, out=None):
+    """The elements of ``arrays`` (row-major each) one after another in a 1-D array."""
+    flat = numpy.concatenate([numpy.reshape(a, -1) for a in arrays])
+    if out is None:
+        return flat
+    if out.shape != flat.shape:
+        raise ValueError(f"concat_flat: out has shape {out.shape}, the arrays hold {flat.size}")
+    out[...] = flat
+    return out
+
+
+def split_flat(flat, shapes):
+    """Arrays of ``shapes`` holding consecutive pieces of 1-D ``flat`` (copies)."""
+    out, offset = [], 0
+    for shape in shapes:
+        n = int(numpy.prod(shape))
+        out.append(flat[offset : offset + n].reshape(shape).copy())
+        offset += n
+    if flat.ndim != 1 or offset != flat.size:
+        raise ValueError(f"split_flat: shapes {shapes} do not cover a 1-D array of {flat.shape}")
+    return out
 
 
 # --- convolution and pooling (the conv and pool ops; see backend_ndarray/conv.py) ------------

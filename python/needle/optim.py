@@ -12,8 +12,7 @@ from typing import Any, Dict, Iterable
 import numpy as np
 
 from .autograd import Tensor
-from .backend_ndarray.ndarray import concat_flat, split_flat
-from .backend_selection import BACKEND
+from .backend_selection import array_api
 
 __all__ = [
     "Optimizer",
@@ -143,14 +142,15 @@ class SGD(Optimizer):
 
 
 def _sqrt(array):
-    # NDArray.sqrt is a plain kernel; ** 0.5 would call pow (~15x slower on the CPU backend).
-    return array.sqrt() if hasattr(array, "sqrt") else np.sqrt(array)
+    # NDArray's sqrt is a plain kernel; ** 0.5 would call pow (~15x slower on the CPU backend).
+    return array_api.sqrt(array)
 
 
 def _shared_device_dtype(datas):
     """(device, dtype) of arrays that all share one, else None (no flat update for them)."""
-    device, dtype = datas[0].device, datas[0].dtype
-    if any(d.device != device or d.dtype != dtype for d in datas):
+    device_of = array_api.device_of
+    device, dtype = device_of(datas[0]), datas[0].dtype
+    if any(device_of(d) != device or d.dtype != dtype for d in datas):
         return None
     return device, dtype
 
@@ -159,7 +159,7 @@ def _reserve_flat_buffers(params, copies):
     """Put ``copies`` buffers of the parameters' total size into the backend's buffer pool
     (allocated and released: the CPU pool maps large ones with their pages filled), so that
     the first step's flat buffers are reused ones."""
-    if BACKEND != "nd" or not params:
+    if not params:
         return
     datas = [p.realize_cached_data() for p in params]
     shared = _shared_device_dtype(datas)
@@ -263,7 +263,7 @@ class Adam(Optimizer):
 
     def _flat_step(self):
         """The update over flat buffers; False (nothing done) when it does not apply."""
-        if BACKEND != "nd" or not self.params:
+        if not self.params:
             return False
         datas = []
         for p in self.params:
@@ -283,7 +283,8 @@ class Adam(Optimizer):
         for (p, o, n), mine in zip(slots, flat["assigned"]):
             if p.cached_data is not mine:
                 data[o : o + n] = p.cached_data.reshape((n,))
-        grad = concat_flat([_cast(p.grad.realize_cached_data(), dtype) for p in self.params])
+        grads = [_cast(p.grad.realize_cached_data(), dtype) for p in self.params]
+        grad = array_api.concat_flat(grads)
         b1, b2 = self.beta1, self.beta2
         step_size, correction2 = self.lr / (1 - b1**self.t), 1 - b2**self.t
         if "adam_step" in device.__dict__:  # the backend's one-pass kernel
@@ -300,7 +301,7 @@ class Adam(Optimizer):
             v = flat["v"] * b2 + grad * grad * (1 - b2)
             data = data - _adam_update(m, v, step_size, correction2, self.eps)
         flat["m"], flat["v"], flat["data"] = m, v, data
-        pieces = split_flat(data, flat["shapes"])
+        pieces = array_api.split_flat(data, flat["shapes"])
         for p, piece in zip(self.params, pieces):
             p.cached_data = piece
         flat["assigned"] = pieces
@@ -312,13 +313,14 @@ class Adam(Optimizer):
         for p, d in zip(self.params, datas):
             slots.append((p, offset, d.size))
             offset += d.size
-        data = concat_flat(datas)
+        data = array_api.concat_flat(datas)
         m = device.full((offset,), 0.0, dtype)
         v = device.full((offset,), 0.0, dtype)
         for p, o, n in slots:
             for flat_buf, moments in ((m, self._m), (v, self._v)):
                 if moments.get(p) is not None:
-                    flat_buf[o : o + n] = _cast(moments[p], dtype).compact().reshape((n,))
+                    moment = array_api.compact(_cast(moments[p], dtype))
+                    flat_buf[o : o + n] = moment.reshape((n,))
         flat = {"slots": slots, "shapes": [d.shape for d in datas], "data": data, "m": m,
                 "v": v, "assigned": datas}
         self._flat = flat

@@ -6,7 +6,7 @@ affine pass (``rows_affine``), and the flat packing the optimizers use (``concat
 import builtins
 import math
 
-from .ndarray import NDArray, _compact_strides
+from .ndarray import NDArray, compact_strides
 
 prod = math.prod
 
@@ -19,7 +19,7 @@ def add_row(x, row):
         "rows_affine" in x._device.__dict__
         and c
         and x._offset == 0
-        and x._strides == _compact_strides(x._shape)
+        and x._strides == compact_strides(x._shape)
         and prod(row._shape) == c
     ):
         rows = NDArray._view((prod(x._shape) // c, c), (c, 1), x._device, x._handle)
@@ -32,7 +32,7 @@ def add_row(x, row):
 def _add_row(x, v):
     """x + v by the rows_affine kernel when x is packed and v repeats one row along the
     last axis (a bias added to every position): no broadcast copy of v.  None otherwise."""
-    if x.ndim < 2 or x._offset or x._strides != _compact_strides(x._shape) or v._strides[-1] != 1:
+    if x.ndim < 2 or x._offset or x._strides != compact_strides(x._shape) or v._strides[-1] != 1:
         return None
     if any(st != 0 for st, d in zip(v._strides[:-1], v._shape[:-1]) if d != 1):
         return None
@@ -70,7 +70,7 @@ def sum_rows(x):
     m, c = x._shape
     device = x._device
     if "sum_rows" in device.__dict__:  # the backend's column-sum kernel
-        if x._offset or x._strides != _compact_strides(x._shape):
+        if x._offset or x._strides != compact_strides(x._shape):
             x = x.copy()
         out = NDArray._fresh((1, c), device, x._handle.dtype)
         device.sum_rows(x._handle, out._handle, m)
@@ -88,7 +88,7 @@ def sum_rows(x):
 def _packed(x, size=None):
     """``x`` itself when it is packed from the start of its buffer (of exactly ``size``
     elements when given), else a packed copy."""
-    if x._offset == 0 and x._strides == _compact_strides(x._shape):
+    if x._offset == 0 and x._strides == compact_strides(x._shape):
         if size is None or x._handle.size == size:
             return x
     return x.copy()
@@ -96,7 +96,8 @@ def _packed(x, size=None):
 
 def rows_affine(a, s, u, b=None, t=None):
     """``a * s + b * t + u`` for (M, C) arrays ``a``, ``b`` and (1, C) rows ``s``, ``t``,
-    ``u`` (broadcast down the rows); without ``b`` the middle term is left out.
+    ``u`` (broadcast down the rows); without ``b`` the middle term is left out, and
+    ``s=None`` means ones.
 
     With the backend's ``rows_affine`` kernel one pass and no broadcast copies; otherwise
     the same arithmetic with broadcasting operators.
@@ -104,6 +105,8 @@ def rows_affine(a, s, u, b=None, t=None):
     m, c = a._shape
     device = a._device
     if "rows_affine" in device.__dict__:
+        if s is None:
+            s = _ones_row(device, a._handle.dtype, c)
         if b is None:
             b, t = a, _zeros_row(device, a._handle.dtype, c)
         out = NDArray._fresh((m, c), device, a._handle.dtype)
@@ -113,7 +116,7 @@ def rows_affine(a, s, u, b=None, t=None):
         )  # fmt: skip
         return out
     shape = (m, c)
-    out = a * s.broadcast_to(shape)
+    out = a if s is None else a * s.broadcast_to(shape)
     if b is not None:
         out = out + b * t.broadcast_to(shape)
     return out + u.broadcast_to(shape)

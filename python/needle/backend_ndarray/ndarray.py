@@ -74,39 +74,36 @@ class NDArray:
         self._device = other._device
         self._handle = other._handle
 
-    @staticmethod
-    def compact_strides(shape):
-        return compact_strides(shape)
+    compact_strides = staticmethod(compact_strides)  # the course's NDArray.compact_strides
 
     @staticmethod
     def make(shape, strides=None, device=None, handle=None, offset=0, dtype="float32"):
-        """An array over ``handle`` (or a fresh uninitialised buffer) with the given view."""
-        array = NDArray.__new__(NDArray)
-        array._shape = tuple(int(s) for s in shape)
-        array._strides = compact_strides(array._shape) if strides is None else tuple(strides)
-        array._offset = int(offset)
-        array._device = default_device() if device is None else device
+        """An array over ``handle`` (or a fresh uninitialised buffer of ``dtype``) with the
+        given view; ``shape`` and ``strides`` may be any sequences of ints."""
+        shape = tuple(int(s) for s in shape)
+        strides = compact_strides(shape) if strides is None else tuple(int(s) for s in strides)
+        device = default_device() if device is None else device
         if handle is None:
-            handle = array._device.Array(prod(array._shape), dtype)
-        array._handle = handle
-        return array
+            handle = device.Array(prod(shape), dtype)
+        return NDArray._view(shape, strides, device, handle, int(offset))
 
     @staticmethod
     def _view(shape, strides, device, handle, offset=0):
-        """``make`` for internal callers whose shape and strides are already int tuples."""
-        array = _new_ndarray(NDArray)
-        array._shape = shape
-        array._strides = strides
-        array._offset = offset
-        array._device = device
-        array._handle = handle
-        return array
+        """The constructor (``make`` and ``_fresh`` call it): ``shape`` and ``strides`` are
+        int tuples already, as internal callers have them."""
+        out = _new_ndarray(NDArray)
+        out._shape = shape
+        out._strides = strides
+        out._offset = offset
+        out._device = device
+        out._handle = handle
+        return out
 
     @staticmethod
     def _fresh(shape, device, dtype):
         """A new compact array (uninitialised) of int-tuple ``shape``."""
         return NDArray._view(
-            shape, _compact_strides(shape), device, device.Array(prod(shape), dtype)
+            shape, compact_strides(shape), device, device.Array(prod(shape), dtype)
         )
 
     # --- properties -------------------------------------------------------------------
@@ -171,7 +168,7 @@ class NDArray:
 
     def is_compact(self):
         return (
-            self._strides == _compact_strides(self._shape)
+            self._strides == compact_strides(self._shape)
             and prod(self._shape) == self._handle.size
         )
 
@@ -182,7 +179,7 @@ class NDArray:
             return self
         if self._offset == 0 and prod(self._shape) == self._handle.size and self.is_compact_view():
             return NDArray._view(
-                self._shape, _compact_strides(self._shape), self._device, self._handle
+                self._shape, compact_strides(self._shape), self._device, self._handle
             )
         return self.copy()
 
@@ -212,11 +209,11 @@ class NDArray:
         if (
             type(new_shape) is tuple
             and self._offset == 0
-            and self._strides == _compact_strides(self._shape)
+            and self._strides == compact_strides(self._shape)
             and builtins.all(type(s) is int and s >= 0 for s in new_shape)
             and prod(new_shape) == prod(self._shape)
         ):  # the common case: a packed array, a fully given shape
-            return NDArray._view(new_shape, _compact_strides(new_shape), self._device, self._handle)
+            return NDArray._view(new_shape, compact_strides(new_shape), self._device, self._handle)
         new_shape = tuple(int(s) for s in new_shape)
         if new_shape.count(-1) > 1:
             raise ValueError(f"reshape: only one axis may be -1, got {new_shape}")
@@ -233,14 +230,14 @@ class NDArray:
             )
         base = self if self.is_compact_view() else self.compact()
         return NDArray._view(
-            new_shape, _compact_strides(new_shape), self._device, base._handle, base._offset
+            new_shape, compact_strides(new_shape), self._device, base._handle, base._offset
         )
 
     def is_compact_view(self):
         """Row-major strides (the buffer may be larger than the view)."""
         return all(
             st == cs
-            for st, cs, d in zip(self._strides, _compact_strides(self._shape), self._shape)
+            for st, cs, d in zip(self._strides, compact_strides(self._shape), self._shape)
             if d != 1
         )
 
@@ -344,7 +341,7 @@ class NDArray:
         """
         if self._offset != 0:
             return False
-        if self._strides == _compact_strides(self._shape):
+        if self._strides == compact_strides(self._shape):
             return True
         expected = 1
         for stride, dim in sorted(zip(self._strides, self._shape)):
@@ -369,7 +366,7 @@ class NDArray:
             and self._device is other._device
             and not self._offset
             and not other._offset
-            and self._strides == _compact_strides(self._shape)
+            and self._strides == compact_strides(self._shape)
         ):
             # The common case, packed operands alike, decided in one test (small ops are
             # dispatch-bound: every attribute lookup here shows in their time).
@@ -599,53 +596,21 @@ def _batched_operand(x, batch_shape):
     return x.broadcast_to((*batch_shape, *x.shape[-2:])).compact()
 
 
-# --- module-level API (the course's names) -----------------------------------------------
-def array(a, dtype="float32", device=None):
-    """A new compact NDArray holding a copy of ``a``."""
-    return NDArray(a, device=device, dtype=dtype)
-
-
-def empty(shape, dtype="float32", device=None):
-    return (default_device() if device is None else device).empty(shape, dtype)
-
-
-def full(shape, fill_value, dtype="float32", device=None):
-    return (default_device() if device is None else device).full(shape, fill_value, dtype)
-
-
-def broadcast_to(array, new_shape):
-    return array.broadcast_to(new_shape)
-
-
-def reshape(array, new_shape):
-    return array.reshape(new_shape)
-
-
-def maximum(a, b):
-    return a.maximum(b)
-
-
-def log(a):
-    return a.log()
-
-
-def exp(a):
-    return a.exp()
-
-
-def tanh(a):
-    return a.tanh()
-
-
-def sum(a, axis=None, keepdims=False):
-    return a.sum(axis=axis, keepdims=keepdims)
-
-
-def flip(a, axes):
-    return a.flip(axes)
-
-
-# The fused-kernel wrappers use NDArray, and NDArray's methods use them: imported last.
+# The course's module-level API (api.py, also reachable from this module) and the fused-kernel
+# wrappers use NDArray, and NDArray's methods use the wrappers: imported last.
+from .api import (  # noqa: E402, F401
+    array,
+    broadcast_to,
+    empty,
+    exp,
+    flip,
+    full,
+    log,
+    maximum,
+    reshape,
+    sum,
+    tanh,
+)
 from .fused import (  # noqa: E402, F401
     _add_row,
     _constant_row,

@@ -25,7 +25,9 @@ def _permutation(axes, ndim):
 
 
 @lru_cache(maxsize=4096)
-def _compact_strides(shape):
+def compact_strides(shape):
+    """Row-major element strides of ``shape`` (a tuple; cached, since every new array and
+    every packed-layout test asks for them)."""
     strides, stride = [], 1
     for dim in reversed(shape):
         strides.append(stride)
@@ -33,9 +35,7 @@ def _compact_strides(shape):
     return tuple(reversed(strides))
 
 
-def compact_strides(shape):
-    """Row-major element strides of ``shape``."""
-    return _compact_strides(tuple(shape))
+_compact_strides = compact_strides  # (the name other backend modules import)
 
 
 def slice_view(shape, strides, offset, idxs):

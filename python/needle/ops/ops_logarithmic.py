@@ -2,7 +2,6 @@
 
 from ..autograd import TensorOp, formula_gradient
 from .ops_mathematic import (
-    _as_array,
     _kept_shape,
     _normalize_axes,
     array_api,
@@ -45,7 +44,7 @@ class LogSumExp(TensorOp):
         out = _stable_logsumexp(a, axes)
         if self.keepdims:
             return out
-        return _as_array(out.reshape(tuple(d for i, d in enumerate(a.shape) if i not in axes)))
+        return array_api.reshape(out, tuple(d for i, d in enumerate(a.shape) if i not in axes))
 
     def gradient(self, out_grad, node):
         a = node.inputs[0]
@@ -99,7 +98,7 @@ class SoftmaxCrossEntropy(TensorOp):
         n = logits.shape[0]
         picked = (logits * y_one_hot).sum(axis=(1,), keepdims=True)
         per_row = _stable_logsumexp(logits, (1,)) - picked
-        return _as_array(per_row.sum(axis=(0, 1))) * (1.0 / n)
+        return array_api.sum(per_row, (0, 1)) * (1.0 / n)
 
     def gradient(self, out_grad, node):
         logits, y_one_hot = node.inputs

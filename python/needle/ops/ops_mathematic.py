@@ -1,8 +1,8 @@
 """Element-wise, shape and reduction operators.
 
-Each op is a class whose ``compute`` works on backend arrays (NDArray, or plain NumPy
-arrays under ``NEEDLE_BACKEND=np``) and whose ``gradient`` is written in needle ops, so
-gradients are themselves differentiable.  A gradient may be None for an input that does
+Each op is a class whose ``compute`` works on backend arrays through ``array_api`` (NDArray,
+or plain NumPy arrays under ``NEEDLE_BACKEND=np``: the same functions) and whose
+``gradient`` is written in needle ops, so gradients are themselves differentiable.  A gradient may be None for an input that does
 not require one; the engine then skips it.
 
 Binary element-wise ops broadcast NumPy-style; their gradients sum over the broadcast
@@ -15,7 +15,7 @@ import numbers
 import numpy
 
 from ..autograd import Tensor, TensorOp
-from ..backend_selection import BACKEND, array_api
+from ..backend_selection import array_api
 
 __all__ = [
     "EWiseAdd", "add", "BiasAdd", "bias_add", "AddScalar", "add_scalar", "EWiseMul", "multiply",
@@ -26,31 +26,15 @@ __all__ = [
     "tanh", "Sigmoid", "sigmoid", "Sqrt", "sqrt", "Maximum", "maximum",
 ]
 
-_ND = BACKEND == "nd"
-if _ND:
-    from ..backend_ndarray.ndarray import add_row
-
-
-# --- array-level helpers: the few places where NDArray and NumPy spell things differently ---
+# --- array-level helpers --------------------------------------------------------------------
 def _zeros(shape, like):
     """A zero array of ``shape`` with ``like``'s device and dtype."""
-    if _ND:
-        return like.device.full(tuple(shape), 0.0, like.dtype)
-    return numpy.zeros(shape, dtype=like.dtype)
-
-
-def _as_array(x):
-    # NumPy reductions and all-int indexing return NumPy scalars; the op layer wants arrays.
-    return x if _ND or isinstance(x, numpy.ndarray) else numpy.asarray(x)
+    return array_api.full_like(like, 0.0, shape=shape)
 
 
 def _mask(x, dtype):
-    """A 0/1 comparison result as an array of ``dtype`` (NDArray comparisons already are)."""
-    return x if _ND else x.astype(dtype)
-
-
-def _permute_array(a, axes):
-    return a.permute(axes) if _ND else a.transpose(axes)
+    """A 0/1 comparison result as an array of ``dtype``."""
+    return array_api.astype(x, dtype)
 
 
 def _scalar(s):
@@ -132,9 +116,7 @@ class BiasAdd(TensorOp):
     """
 
     def compute(self, a, bias):
-        if _ND:  # one pass for a packed ``a``, no broadcast copy of the bias
-            return add_row(a, bias)
-        return a + bias.reshape((1,) * (a.ndim - 1) + (a.shape[-1],))
+        return array_api.add_row(a, bias)  # one pass for a packed ``a``, no broadcast copy
 
     def gradient(self, out_grad, node):
         a, bias = node.inputs
@@ -328,7 +310,7 @@ class Transpose(TensorOp):
         return tuple(order)
 
     def compute(self, a):
-        return _permute_array(a, self._order(a.ndim))
+        return array_api.permute(a, self._order(a.ndim))
 
     def gradient(self, out_grad, node):
         return transpose(out_grad, self.axes)
@@ -348,7 +330,7 @@ class Permute(TensorOp):
     def compute(self, a):
         if sorted(x % a.ndim if a.ndim else x for x in self.axes) != list(range(a.ndim)):
             raise ValueError(f"permute: {self.axes} is not a permutation of {a.ndim} axes")
-        return _permute_array(a, self.axes)
+        return array_api.permute(a, self.axes)
 
     def gradient(self, out_grad, node):
         ndim = len(self.axes)
@@ -408,7 +390,7 @@ class Summation(TensorOp):
 
     def compute(self, a):
         axes = _normalize_axes(self.axes, a.ndim, "summation")
-        return _as_array(a.sum(axis=axes, keepdims=self.keepdims))
+        return array_api.sum(a, axes, self.keepdims)
 
     def gradient(self, out_grad, node):
         shape = node.inputs[0].shape
@@ -496,7 +478,7 @@ class ReLU(TensorOp):
     """max(a, 0); the derivative at 0 is taken as 0."""
 
     def compute(self, a):
-        return a.relu() if _ND else numpy.maximum(a, 0)
+        return array_api.relu(a)
 
     def gradient(self, out_grad, node):
         return ReLUGrad()(out_grad, node.inputs[0])
@@ -510,7 +492,7 @@ class ReLUGrad(TensorOp):
     """
 
     def compute(self, g, a):
-        return g.relu_grad(a) if _ND else g * _mask(a > 0, g.dtype)
+        return array_api.relu_grad(g, a)
 
     def gradient(self, out_grad, node):
         return ReLUGrad()(out_grad, node.inputs[1]), None
@@ -540,8 +522,7 @@ class Sigmoid(TensorOp):
     """1 / (1 + e ** -a) element-wise."""
 
     def compute(self, a):
-        # exp(-log(1 + e^-a)) in NumPy mode: no overflow warning for large negative a.
-        return a.sigmoid() if _ND else numpy.exp(-numpy.logaddexp(0, -a)).astype(a.dtype)
+        return array_api.sigmoid(a)
 
     def gradient(self, out_grad, node):
         return out_grad * node * (1.0 - node)
@@ -556,7 +537,7 @@ class Sqrt(TensorOp):
     """Square root element-wise."""
 
     def compute(self, a):
-        return a.sqrt() if _ND else numpy.sqrt(a)
+        return array_api.sqrt(a)
 
     def gradient(self, out_grad, node):
         return out_grad / (node * 2.0)

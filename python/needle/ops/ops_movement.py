@@ -6,10 +6,9 @@ the gradient of an indexing op is the matching scatter into zeros, and vice vers
 
 import numbers
 
-import numpy
-
 from ..autograd import TensorOp
-from .ops_mathematic import _ND, _as_array, _normalize_axes, _zeros
+from ..backend_selection import array_api
+from .ops_mathematic import _normalize_axes, _zeros
 
 __all__ = [
     "Flip", "flip", "Dilate", "dilate", "UnDilate", "undilate", "Pad", "pad", "GetItem",
@@ -31,7 +30,7 @@ class Flip(TensorOp):
 
     def compute(self, a):
         axes = _normalize_axes(self.axes, a.ndim, "flip")
-        return a.flip(axes) if _ND else numpy.flip(a, axes)
+        return array_api.flip(a, axes)
 
     def gradient(self, out_grad, node):
         return flip(out_grad, self.axes)
@@ -124,7 +123,7 @@ class Pad(TensorOp):
             raise ValueError(
                 f"pad: need one (before, after) pair per axis of shape {a.shape}, got {self.axes}"
             )
-        return a.pad(self.axes) if _ND else numpy.pad(a, self.axes)
+        return array_api.pad(a, self.axes)
 
     def gradient(self, out_grad, node):
         shape = node.inputs[0].shape
@@ -161,17 +160,6 @@ def _expand_index(index, shape):
     return tuple(out)
 
 
-def _take(a, index):
-    """``a[index]`` with NumPy semantics (an int index drops its axis), as a view."""
-    if not _ND:
-        return _as_array(a[index])
-    view = a[index]  # NDArray keeps int-indexed axes with length 1: drop them by restriding
-    keep = [k for k, i in enumerate(index) if isinstance(i, slice)]
-    if len(keep) == len(index):
-        return view
-    return view.as_strided(tuple(view.shape[k] for k in keep), tuple(view.strides[k] for k in keep))
-
-
 class GetItem(TensorOp):
     """Basic indexing with NumPy semantics: ints drop their axis, slices may have steps."""
 
@@ -179,7 +167,7 @@ class GetItem(TensorOp):
         self.index = index
 
     def compute(self, a):
-        return _take(a, _expand_index(self.index, a.shape))
+        return array_api.basic_index(a, _expand_index(self.index, a.shape))
 
     def gradient(self, out_grad, node):
         return ScatterItem(self.index, node.inputs[0].shape)(out_grad)

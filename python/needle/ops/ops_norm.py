@@ -25,20 +25,13 @@ the formula above written in needle ops, so second derivatives work.
 
 import math
 
-import numpy
-
 from ..autograd import Tensor, TensorOp, TensorTupleOp, formula_gradient
-from ..backend_selection import BACKEND
+from ..backend_selection import array_api
 from .ops_mathematic import _zeros, broadcast_to, reshape, summation
-
-if BACKEND == "nd":
-    from ..backend_ndarray.ndarray import _ones_row, rows_affine, sum_rows
 
 __all__ = [
     "BatchNormTrain", "BatchNormTrainGrad", "batch_norm", "ChannelAffine", "channel_affine",
 ]
-
-_ND = BACKEND == "nd"
 
 
 def _rows_shape(shape):
@@ -49,13 +42,10 @@ def _rows_shape(shape):
 def _to_rows(a):
     """``a`` (N, C, *spatial) as its (M, C) channels-last matrix (a view when the buffer
     already is channels last)."""
-    m, c = _rows_shape(a.shape)
     if a.ndim == 2:
-        return a.compact() if _ND else numpy.ascontiguousarray(a)
-    axes = (0, *range(2, a.ndim), 1)
-    if _ND:
-        return a.permute(axes).compact().reshape((m, c))
-    return numpy.ascontiguousarray(a.transpose(axes)).reshape(m, c)
+        return array_api.compact(a)
+    rows = array_api.compact(array_api.permute(a, (0, *range(2, a.ndim), 1)))
+    return array_api.reshape(rows, _rows_shape(a.shape))
 
 
 def _from_rows(rows, shape):
@@ -64,30 +54,8 @@ def _from_rows(rows, shape):
         return rows
     n, c, *spatial = shape
     nd = len(spatial)
-    grid = rows.reshape((n, *spatial, c))
-    axes = (0, nd + 1, *range(1, nd + 1))
-    return grid.permute(axes) if _ND else grid.transpose(axes)
-
-
-def _column_sums(rows):
-    """Σ over the rows of a compact (M, C) matrix, as (1, C) (NDArray: ``sum_rows``, which
-    reads the matrix in place)."""
-    return sum_rows(rows) if _ND else rows.sum(axis=0, keepdims=True)
-
-
-def _has_rows_affine(rows):
-    return _ND and "rows_affine" in rows.device.__dict__
-
-
-def _ones(rows, c):
-    return _ones_row(rows.device, rows.dtype, c)
-
-
-def _row(v, m):
-    """A (1, C) row broadcast to (M, C), packed (the kernels read packed operands)."""
-    if not _ND:
-        return numpy.broadcast_to(v, (m, v.shape[1]))
-    return v.broadcast_to((m, v.shape[1])).compact()
+    grid = array_api.reshape(rows, (n, *spatial, c))
+    return array_api.permute(grid, (0, nd + 1, *range(1, nd + 1)))
 
 
 class BatchNormTrain(TensorOp):
@@ -105,19 +73,13 @@ class BatchNormTrain(TensorOp):
     def compute(self, x, weight, bias):
         m, c = _rows_shape(x.shape)
         rows = _to_rows(x)
-        mean = _column_sums(rows) * (1.0 / m)
-        fused = _has_rows_affine(rows)
-        if fused:  # per-column scale and shift in one kernel pass, no broadcast copies
-            centered = rows_affine(rows, _ones(rows, c), -mean)
-        else:
-            centered = rows - _row(mean, m)
-        var = _column_sums(centered * centered) * (1.0 / m)
+        # Per-column scales and shifts run as one rows_affine pass, with no broadcast copies.
+        mean = array_api.sum_rows(rows) * (1.0 / m)
+        centered = array_api.rows_affine(rows, None, -mean)
+        var = array_api.sum_rows(centered * centered) * (1.0 / m)
         inv_std = (var + self.eps) ** -0.5
         scale = weight.reshape((1, c)) * inv_std
-        if fused:
-            out = rows_affine(centered, scale, bias.reshape((1, c)))
-        else:
-            out = centered * _row(scale, m) + _row(bias.reshape((1, c)), m)
+        out = array_api.rows_affine(centered, scale, bias.reshape((1, c)))
         self.batch_mean, self.batch_var = mean.reshape((c,)), var.reshape((c,))
         self._saved = (centered, inv_std, scale)
         return _from_rows(out, x.shape)
@@ -133,14 +95,12 @@ class BatchNormTrain(TensorOp):
         centered, inv_std, scale = self._saved
         m, c = _rows_shape(shape)
         g = _to_rows(g)
-        grad_bias = _column_sums(g)
-        grad_weight = _column_sums(g * centered) * inv_std  # Σ g·x̂
+        grad_bias = array_api.sum_rows(g)
+        grad_weight = array_api.sum_rows(g * centered) * inv_std  # Σ g·x̂
         k = grad_weight * inv_std * (1.0 / m)  # x̂·∂weight/M = centered·k
-        if _has_rows_affine(g):  # (g − ∂bias/M − centered·k)·scale as one pass
-            shift = grad_bias * scale * (-1.0 / m)
-            grad_x = rows_affine(g, scale, shift, b=centered, t=-(k * scale))
-        else:
-            grad_x = (g - _row(grad_bias * (1.0 / m), m) - centered * _row(k, m)) * _row(scale, m)
+        # (g − ∂bias/M − centered·k)·scale as one pass
+        shift = grad_bias * scale * (-1.0 / m)
+        grad_x = array_api.rows_affine(g, scale, shift, b=centered, t=-(k * scale))
         return _from_rows(grad_x, shape), grad_weight.reshape((c,)), grad_bias.reshape((c,))
 
 
@@ -179,7 +139,7 @@ class ChannelAffine(TensorOp):
     def compute(self, x, scale, shift):
         c = x.shape[1]
         rows, scale, shift = _to_rows(x), scale.reshape((1, c)), shift.reshape((1, c))
-        out = rows_affine(rows, scale, shift) if _ND else rows * scale + shift
+        out = array_api.rows_affine(rows, scale, shift)
         return _from_rows(out, x.shape)
 
     def gradient(self, out_grad, node):

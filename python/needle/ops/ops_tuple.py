@@ -1,9 +1,8 @@
 """Ops on tuples of tensors: make_tuple, tuple_get_item, stack, split."""
 
-import numpy
-
 from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp
-from .ops_mathematic import _ND, _zeros
+from ..backend_selection import array_api
+from .ops_mathematic import _zeros
 
 __all__ = [
     "MakeTensorTuple", "make_tuple", "TupleGetItem", "tuple_get_item", "FusedAddScalars",
@@ -101,14 +100,7 @@ class Stack(TensorOp):
         for k, x in enumerate(args):
             if tuple(x.shape) != shape:
                 raise ValueError(f"stack: tensor {k} has shape {x.shape}, tensor 0 has {shape}")
-        axis = _check_axis(self.axis, len(shape) + 1, "stack")
-        if not _ND:
-            return numpy.stack(args, axis)
-        out = args[0].device.empty(shape[:axis] + (len(args),) + shape[axis:], args[0].dtype)
-        lead = (slice(None),) * axis
-        for k, x in enumerate(args):
-            out[lead + (k,)] = x
-        return out
+        return array_api.stack(args, _check_axis(self.axis, len(shape) + 1, "stack"))
 
     def gradient(self, out_grad, node):
         return split(out_grad, self.axis)
@@ -126,16 +118,7 @@ class Split(TensorTupleOp):
         self.axis = axis
 
     def compute(self, a):
-        axis = _check_axis(self.axis, a.ndim, "split")
-        lead = (slice(None),) * axis
-        if not _ND:
-            return tuple(a[lead + (k,)] for k in range(a.shape[axis]))
-        shape = a.shape[:axis] + a.shape[axis + 1 :]
-        strides = a.strides[:axis] + a.strides[axis + 1 :]
-        # a[..., k] keeps the axis with length 1; restriding drops it without a copy.
-        return tuple(
-            a[lead + (k,)].as_strided(shape, strides) for k in range(a.shape[axis])
-        )
+        return array_api.unstack(a, _check_axis(self.axis, a.ndim, "split"))
 
     def gradient(self, out_grad, node):
         return stack(out_grad, self.axis)
