@@ -175,58 +175,6 @@ def split_flat(flat, shapes):
     return out
 
 
-# --- convolution and pooling (the conv and pool ops; see backend_ndarray/conv.py) ------------
-# The NumPy backend's reference kernels (ndarray_backend_numpy) run on flat views of the
-# arrays; NumPy mode mixes dtypes as NumPy does, so the inputs meet in their common dtype.
-from .backend_ndarray import ndarray_backend_numpy as _reference  # noqa: E402
-
-
-class _Flat:
-    """A NumPy array seen as a backend ``Array`` (``.array`` is the flat buffer)."""
-
-    def __init__(self, x):
-        self.array = x.reshape(-1)
-        self.size = self.array.size
-
-
-def _reference_kernel(name, inputs, out_shape, geometry):
-    dtype = numpy.result_type(*inputs)
-    out = numpy.zeros(out_shape, dtype=dtype)
-    if out.size and all(x.size for x in inputs):
-        flats = [_Flat(numpy.ascontiguousarray(x, dtype=dtype)) for x in inputs]
-        getattr(_reference, name)(*flats, _Flat(out), list(geometry.backend))
-    return out
-
-
-def conv_forward(a, b, geometry):
-    """The conv of ``a`` (N, *spatial, C_in) with weight ``b``: ``geometry.out_shape``."""
-    return _reference_kernel("conv_forward", (a, b), geometry.out_shape, geometry)
-
-
-def conv_backward_weight(a, grad, geometry):
-    """The weight gradient of the conv of ``a`` given ``grad`` (its output's gradient)."""
-    return _reference_kernel("conv_backward_weight", (a, grad), geometry.weight_shape, geometry)
-
-
-def maxpool_forward(a, geometry):
-    """The max over each pooling window of ``a``: ``geometry.out_shape``."""
-    return _reference_kernel("maxpool_forward", (a,), geometry.out_shape, geometry)
-
-
-def maxpool_backward(a, grad, geometry):
-    """``grad`` routed to the first arg-max of each window of ``a``: ``a``'s shape."""
-    return _reference_kernel("maxpool_backward", (a, grad), a.shape, geometry)
-
-
-def flip_swap_kernel(b, groups):
-    """``(*K, Cg, G*Co) -> (*K, Co, G*Cg)``: ``out[K-1-k, j, g*Cg + c] = b[k, c, g*Co + j]``."""
-    *kernel, cg, cout = b.shape
-    nd, co = len(kernel), cout // groups
-    x = numpy.ascontiguousarray(b).reshape((*kernel, cg, groups, co))
-    x = x[(slice(None, None, -1),) * nd].transpose((*range(nd), nd + 2, nd + 1, nd))
-    return numpy.ascontiguousarray(x).reshape((*kernel, co, groups * cg))
-
-
 # ==== sequence models: recurrent step kernels and row gather / scatter-add ====================
 # The reference of the kernels behind needle.ops.ops_sequence (the C++ and CUDA backends
 # implement the same arithmetic in src/cpu/sequence.h and src/cuda/sequence.cuh).  Written
