@@ -253,6 +253,7 @@ def write_picture(path, images, masks, preds):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         print(f"note: matplotlib is not installed; skipped {os.path.basename(path)}")
         return None
@@ -268,8 +269,10 @@ def write_picture(path, images, masks, preds):
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.text(0.5, 0.005, "  ".join(f"{k}: {c}" for k, c in enumerate(CLASSES)), ha="center")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    colors = plt.get_cmap("tab10")
+    patches = [Patch(color=colors(k), label=name) for k, name in enumerate(CLASSES)]
+    fig.legend(handles=patches, loc="lower center", ncol=len(CLASSES), frameon=False)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
