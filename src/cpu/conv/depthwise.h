@@ -175,38 +175,37 @@ void depthwise_forward_lines(const ConvGeom& g, const T* x, const T* w, T* out) 
         std::fill(o_line, o_line + Wo * C, T(0));
         continue;
       }
+      // f(input, weight) at channel c0 of every valid tap of output pixel ow.
+      auto for_each_valid_tap = [&](std::int64_t ow, std::int64_t c0, auto&& f) {
+        for (std::int64_t r = 0; r < nr; ++r)
+          for (std::int64_t kw = 0; kw < KW; ++kw) {
+            const std::int64_t iw = iwt[ow * KW + kw];
+            if (iw >= 0) f(rowp[r] + iw * C + c0, wrow[r] + kw * C + c0);
+          }
+      };
       // One output pixel, channels [c0, c0 + cb): accumulators over every valid tap.
       auto one_pixel = [&](std::int64_t ow, std::int64_t c0, std::int64_t cb) {
         T* o = o_line + ow * C + c0;
         if (cb == CB) {
-          V a0 = V{}, a1 = V{}, xv, wv;
-          for (std::int64_t r = 0; r < nr; ++r)
-            for (std::int64_t kw = 0; kw < KW; ++kw) {
-              const std::int64_t iw = iwt[ow * KW + kw];
-              if (iw < 0) continue;
-              const T* xr = rowp[r] + iw * C + c0;
-              const T* wr = wrow[r] + kw * C + c0;
-              std::memcpy(&xv, xr, sizeof(V));
-              std::memcpy(&wv, wr, sizeof(V));
-              a0 += xv * wv;
-              std::memcpy(&xv, xr + VW, sizeof(V));
-              std::memcpy(&wv, wr + VW, sizeof(V));
-              a1 += xv * wv;
-            }
+          V a0 = V{}, a1 = V{};
+          for_each_valid_tap(ow, c0, [&](const T* xr, const T* wr) {
+            V xv, wv;
+            std::memcpy(&xv, xr, sizeof(V));
+            std::memcpy(&wv, wr, sizeof(V));
+            a0 += xv * wv;
+            std::memcpy(&xv, xr + VW, sizeof(V));
+            std::memcpy(&wv, wr + VW, sizeof(V));
+            a1 += xv * wv;
+          });
           std::memcpy(o, &a0, sizeof(V));
           std::memcpy(o + VW, &a1, sizeof(V));
           return;
         }
         T acc[CB] = {};
-        for (std::int64_t r = 0; r < nr; ++r)
-          for (std::int64_t kw = 0; kw < KW; ++kw) {
-            const std::int64_t iw = iwt[ow * KW + kw];
-            if (iw < 0) continue;
-            const T* xr = rowp[r] + iw * C + c0;
-            const T* wr = wrow[r] + kw * C + c0;
+        for_each_valid_tap(ow, c0, [&](const T* xr, const T* wr) {
 #pragma omp simd
-            for (std::int64_t c = 0; c < cb; ++c) acc[c] += xr[c] * wr[c];
-          }
+          for (std::int64_t c = 0; c < cb; ++c) acc[c] += xr[c] * wr[c];
+        });
         std::memcpy(o, acc, cb * sizeof(T));
       };
       // Pixels with every tap inside the input go in register blocks of up to kDwPixels
@@ -324,11 +323,7 @@ void depthwise_backward_weight_lines(const ConvGeom& g, const T* x, const T* gra
       }
     }
   });
-  for (std::int64_t i = 0; i < K * C; ++i) {
-    T s = T(0);
-    for (int t = 0; t < nt; ++t) s += part.get()[t * K * C + i];
-    dw[i] = s;
-  }
+  sum_partials(part.get(), nt, K * C, dw);
 }
 
 /// dw[k, ci * m + j] = sum_row x[tap(row, k), ci] * grad[row, ci * m + j]; each thread
@@ -397,11 +392,7 @@ void depthwise_backward_weight(const ConvGeom& g, const T* x, const T* grad, T* 
       }
     }
   });
-  for (std::int64_t i = 0; i < K * C; ++i) {
-    T s = T(0);
-    for (int t = 0; t < nt; ++t) s += part.get()[t * K * C + i];
-    dw[i] = s;
-  }
+  sum_partials(part.get(), nt, K * C, dw);
 }
 
 }  // namespace cpu

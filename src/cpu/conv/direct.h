@@ -243,13 +243,7 @@ void dense_backward_weight_padded(const ConvGeom& g, const T* x, const T* grad, 
       }
     }
   });
-  parallel_range(wsize, 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i) {
-      T s = T(0);
-      for (int t = 0; t < nt; ++t) s += part.get()[t * wsize + i];
-      dw[i] = s;
-    }
-  });
+  sum_partials(part.get(), nt, wsize, dw);
 }
 
 /// Grouped weight gradient without im2col: dw[k, c, grp * Coutg + co] = sum over rows of
@@ -313,13 +307,7 @@ void grouped_backward_weight_direct(const ConvGeom& g, const T* x, const T* grad
       }
     }
   });
-  parallel_range(wsize, 1 << 15, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t i = lo; i < hi; ++i) {
-      T s = T(0);
-      for (int t = 0; t < nt; ++t) s += part.get()[t * wsize + i];
-      dw[i] = s;
-    }
-  });
+  sum_partials(part.get(), nt, wsize, dw);
 }
 
 /// Whether the padded-image direct kernels take a layer whose C_out per group is a multiple
