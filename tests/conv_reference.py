@@ -5,11 +5,28 @@ Layouts are needle's: input ``(N, *spatial, C_in)`` (1-3 spatial axes), weight
 kernel taps explicitly; each tap is a small per-group matrix product over channels.
 The gradient functions are the exact adjoints of ``conv_reference`` written as
 scatter loops (the same index arithmetic, run backwards).
+
+``out_size`` is the one output-size rule the tests use (checked against ``out_size_by_count``,
+which counts window positions one by one); ``transposed_out_size`` is its inverse.  The
+layer tests share the layout moves and ``compare_with_torch``.
 """
 
 import itertools
 
 import numpy as np
+from tests.checks import tensor
+
+TOL = {"float64": dict(rtol=1e-9, atol=1e-9), "float32": dict(rtol=2e-4, atol=2e-4)}
+
+
+def to_channels_last(x):
+    """NCHW -> NHWC (any number of spatial axes)."""
+    return np.moveaxis(x, 1, -1)
+
+
+def to_channels_first(x):
+    """NHWC -> NCHW (any number of spatial axes)."""
+    return np.moveaxis(x, -1, 1)
 
 
 def _per_axis(value, nd):
@@ -24,13 +41,32 @@ def _pairs(padding, nd):
     return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
 
 
+def out_size(n, k, stride=1, pad_lo=0, pad_hi=0, dilation=1, input_dilation=1):
+    """Window positions along one axis: kernel ``k`` with ``dilation``, moved by ``stride``
+    over ``n`` inputs with ``input_dilation - 1`` zeros between them, padded by (lo, hi)."""
+    padded = (n - 1) * input_dilation + 1 + pad_lo + pad_hi
+    return (padded - dilation * (k - 1) - 1) // stride + 1
+
+
+def out_size_by_count(n, k, stride=1, pad_lo=0, pad_hi=0, dilation=1, input_dilation=1):
+    """``out_size`` by brute force: the window starts whose last tap is still inside."""
+    padded = (n - 1) * input_dilation + 1 + pad_lo + pad_hi
+    return sum(1 for start in range(0, padded, stride) if start + dilation * (k - 1) < padded)
+
+
+def transposed_out_size(n, k, stride=1, padding=0, dilation=1, output_padding=0):
+    """Outputs of a transposed conv along one axis: the largest input size of the conv it
+    transposes that gives ``n`` outputs (``out_size`` inverted), plus ``output_padding``."""
+    return (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+
+
 def conv_args(x_shape, w_shape, stride=1, padding=0, dilation=1):
     """Normalised (stride, pads, dilation, output spatial size)."""
     nd = len(x_shape) - 2
     stride, dilation = _per_axis(stride, nd), _per_axis(dilation, nd)
     pads = _pairs(padding, nd)
     out = tuple(
-        (n + lo + hi - d * (k - 1) - 1) // s + 1
+        out_size(n, k, s, lo, hi, d)
         for n, k, s, d, (lo, hi) in zip(x_shape[1:-1], w_shape[:-2], stride, dilation, pads)
     )
     return stride, pads, dilation, out
@@ -96,7 +132,7 @@ def conv_transpose_reference(x, w, stride=1, padding=0, output_padding=0, dilati
     stride, dil = _per_axis(stride, nd), _per_axis(dilation, nd)
     pad, extra = _per_axis(padding, nd), _per_axis(output_padding, nd)
     out = tuple(
-        (n - 1) * s - 2 * p + d * (k - 1) + e + 1
+        transposed_out_size(n, k, s, p, d, e)
         for n, s, p, d, k, e in zip(x.shape[1:-1], stride, pad, dil, w.shape[:-2], extra)
     )
     # The scatter: input position i, tap k lands on padded output position i*s + k*d.
@@ -120,9 +156,7 @@ def max_pool_reference(x, kernel, stride=None, padding=0):
     stride = kernel if stride is None else _per_axis(stride, nd)
     pad = _per_axis(padding, nd)
     xp = np.pad(x, ((0, 0), *[(p, p) for p in pad], (0, 0)), constant_values=-np.inf)
-    out = tuple(
-        (s + 2 * p - k) // st + 1 for s, p, k, st in zip(x.shape[1:-1], pad, kernel, stride)
-    )
+    out = tuple(out_size(s, k, st, p, p) for s, p, k, st in zip(x.shape[1:-1], pad, kernel, stride))
     y = np.full((x.shape[0], *out, x.shape[-1]), -np.inf)
     for o in itertools.product(*map(range, out)):
         for k in itertools.product(*map(range, kernel)):
@@ -149,3 +183,25 @@ def max_pool_grad_reference(x, g, kernel, stride=None, padding=0):
         gxp[(n, *tuple(oi * s + ki for oi, ki, s in zip(o, k, stride)), c)] += g[idx]
     crop = tuple(slice(p, p + s) for p, s in zip(pad, x.shape[1:-1]))
     return gxp[(slice(None), *crop)]
+
+
+def compare_with_torch(ours, theirs, x, device, dtype, weight=None, bias=None):
+    """A needle layer and a PyTorch layer (given ``weight`` and ``bias`` in PyTorch's layout)
+    agree on ``x`` forward and in the input gradient of a random cotangent."""
+    import torch
+
+    tdtype = torch.float64 if dtype == "float64" else torch.float32
+    theirs = theirs.to(tdtype)
+    if weight is not None:
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(weight))
+            theirs.bias.copy_(torch.tensor(bias))
+    xt = torch.tensor(x, dtype=tdtype, requires_grad=True)
+    yt = theirs(xt)
+    X = tensor(x, device, dtype)
+    y = ours(X)
+    g = np.random.randn(*yt.shape)
+    yt.backward(torch.tensor(g, dtype=tdtype))
+    y.backward(tensor(g, device, dtype, requires_grad=False))
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), **TOL[dtype])
+    np.testing.assert_allclose(X.grad.numpy(), xt.grad.numpy(), **TOL[dtype])

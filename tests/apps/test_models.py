@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from tests.conv_reference import out_size
 
 import needle as ndl
 import needle.nn as nn
@@ -24,8 +25,8 @@ def np_conv(x, w, b, stride, padding, dilation=1, groups=1):
     n, c, h, wd = x.shape
     k, _, cg, cout = w.shape
     x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    ho = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
-    wo = (wd + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    ho = out_size(h, k, stride, padding, padding, dilation)
+    wo = out_size(wd, k, stride, padding, padding, dilation)
     out = np.zeros((n, cout, ho, wo))
     og = cout // groups
     for g in range(groups):

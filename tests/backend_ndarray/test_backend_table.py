@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 from tests.backend_ndarray.raw_buffers import get, put
+from tests.conv_reference import out_size
 
 from needle.backend_ndarray import all_devices
 from needle.backend_ndarray import ndarray_backend_numpy as ref
@@ -342,7 +343,7 @@ def test_strided_gemm(dtype, reference, M, N, K):
 
 
 def conv_out(size, k, s, p_lo, p_hi, d, idl):
-    return ((size - 1) * idl + 1 + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+    return out_size(size, k, s, p_lo, p_hi, d, idl)
 
 
 def make_conv_geom(rng, ndim, groups, cg, coutg, **force):

@@ -5,6 +5,7 @@ memory pool."""
 
 import numpy as np
 import pytest
+from tests.conv_reference import out_size
 
 from needle.backend_ndarray import ndarray as nd
 from needle.backend_ndarray import ndarray_backend_numpy as ref
@@ -275,11 +276,10 @@ def conv_geometry(n, spatial, cin, kernel, cout, stride=1, pad=0, dil=1, idil=1,
         per_axis(dil, 1),
         per_axis(idil, 1),
     )
-    outs = []
-    for i in range(3):
-        dilated = (spatial[i] - 1) * idil[i] + 1
-        k_ext = (kernel[i] - 1) * dil[i] + 1
-        outs.append((dilated + 2 * pad[i] - k_ext) // stride[i] + 1)
+    outs = [
+        out_size(spatial[i], kernel[i], stride[i], pad[i], pad[i], dil[i], idil[i])
+        for i in range(3)
+    ]
     return [n, *spatial, cin, *kernel, cout, *outs, *stride, *pad, *dil, *idil, groups]
 
 
@@ -333,7 +333,7 @@ def pool_geometry(n, spatial, c, kernel, stride, pad):
     kernel = (1,) * (3 - len(kernel)) + tuple(kernel)
     stride = (1,) * (3 - len(stride)) + tuple(stride)
     pad = (0,) * (3 - len(pad)) + tuple(pad)
-    outs = [(s + 2 * p - k) // st + 1 for s, p, k, st in zip(spatial, pad, kernel, stride)]
+    outs = [out_size(s, k, st, p, p) for s, p, k, st in zip(spatial, pad, kernel, stride)]
     return [n, *spatial, c, *kernel, *outs, *stride, *pad]
 
 

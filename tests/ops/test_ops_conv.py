@@ -2,20 +2,26 @@
 reference on a table of configurations, gradcheck, grad of grad, transposed conv, the
 kernel flip, the shape rule's errors, and PyTorch where installed."""
 
+import itertools
+
 import numpy as np
 import pytest
 from tests.checks import check_grad, grad_dtype, tensor
 from tests.conv_reference import (
+    TOL,
     conv_input_grad_reference,
     conv_reference,
     conv_transpose_reference,
     conv_weight_grad_reference,
+    out_size,
+    out_size_by_count,
+    transposed_out_size,
 )
 
 import needle as ndl
+from needle.backend_ndarray.ndarray_backend_numpy import CONV_GEOMETRY_FIELDS, POOL_GEOMETRY_FIELDS
+from needle.ops import geometry
 from needle.ops.ops_conv import conv_geometry
-
-TOL = {"float64": dict(rtol=1e-9, atol=1e-9), "float32": dict(rtol=2e-4, atol=2e-4)}
 
 # (input shape, weight shape, stride, padding, dilation, groups) — what each one covers.
 CONFIGS = [
@@ -418,6 +424,69 @@ def test_conv_geometry_is_pure_and_complete():
     assert t.out_shape == (2, 7, 7, 4) and t.weight_shape == (3, 3, 3, 4)
     assert t.stride == (1, 1) and t.input_dilation == (2, 2) and t.pad_lo == (1, 1)
     assert t.transposed.pad_lo == geom.pad_lo
+
+
+def test_out_size_reference_counts_the_windows():
+    """The tests' output-size rule against brute force, and the library's against both."""
+    for n in range(1, 9):
+        for k in range(1, 5):
+            for s, lo, hi, d, idl in itertools.product((1, 2, 3), (0, 2), (0, 1), (1, 2), (1, 2)):
+                if d * (k - 1) + 1 > (n - 1) * idl + 1 + lo + hi:
+                    continue
+                expected = out_size_by_count(n, k, s, lo, hi, d, idl)
+                assert out_size(n, k, s, lo, hi, d, idl) == expected
+                if idl == 1:
+                    assert geometry.out_size(n, k, s, lo, hi, d) == expected
+                if lo == hi and idl == 1:  # the transposed conv gives back an input size
+                    size = transposed_out_size(
+                        expected, k, s, lo, d, (n + 2 * lo - d * (k - 1) - 1) % s
+                    )
+                    assert (
+                        size
+                        == n
+                        == geometry.transposed_out_size(
+                            expected, k, s, lo, d, (n + 2 * lo - d * (k - 1) - 1) % s
+                        )
+                    )
+
+
+def test_packed_geometry_follows_the_backend_field_lists():
+    geom = conv_geometry((2, 9, 4), (3, 2, 6), stride=2, padding=(2, 1), dilation=3, groups=2)
+    named = dict(zip(CONV_GEOMETRY_FIELDS, geom.backend))
+    assert (named["N"], named["Cin"], named["Cout"], named["groups"]) == (2, 4, 6, 2)
+    assert (named["Di"], named["Hi"], named["Wi"]) == (1, 1, 9)
+    assert (named["KW"], named["Wo"], named["sw"], named["pw"], named["dw"]) == (3, 3, 2, 2, 3)
+    assert (named["KD"], named["pd"], named["idw"]) == (1, 0, 1)
+    assert named["Wo"] == out_size(9, 3, 2, 2, 1, 3)
+    named = dict(zip(CONV_GEOMETRY_FIELDS, geom.transposed.backend))
+    assert (named["sw"], named["idw"], named["Cin"], named["Wo"]) == (1, 2, 6, 9)
+    pool = ndl.ops.pool_geometry((1, 5, 7, 3), (2, 3), (1, 2), (1, 1))
+    named = dict(zip(POOL_GEOMETRY_FIELDS, pool.backend))
+    assert (named["Hi"], named["Wi"], named["KH"], named["KW"], named["C"]) == (5, 7, 2, 3, 3)
+    assert (named["Ho"], named["Wo"], named["sw"], named["pd"], named["pw"]) == (6, 4, 2, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kwargs, match",
+    [
+        ((1, 3, 3, 2), (3, 3, 2, 2), dict(stride=2, output_padding=2), "output_padding"),
+        ((1, 3, 3, 3), (3, 3, 1, 3), dict(groups=2), "groups=2 must divide C_in=3"),
+        ((1, 3, 3, 2), (3, 3, 1, 2), dict(padding=-1), "padding must be non-negative"),
+        ((1, 3, 3, 2), (3, 3, 1, 4), dict(), "weight's last axis 4 must equal C_in=2"),
+        ((1, 3, 3, 2), (3, 3, 2), dict(), "1-3 spatial axes"),
+    ],
+)
+def test_conv_transpose_bad_arguments(x_shape, w_shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ndl.ops.conv_transpose(_x(x_shape), _x(w_shape), **kwargs)
+
+
+def test_transposed_geometry_counts_the_flops_of_its_conv():
+    geom = geometry.conv_transpose_geometry((2, 4, 4, 8), (4, 4, 2, 8), 2, 1, groups=2)
+    assert geom.adjoint and geom.out_shape == (2, 8, 8, 4)
+    # each of the 2*4*4*8 inputs meets 4*4 taps and C_out / groups = 2 output channels
+    assert geom.flops == geom.transposed.flops == 2 * (2 * 4 * 4 * 8) * 16 * 2
+    assert geom.transposed.transposed.adjoint
 
 
 # --- PyTorch -----------------------------------------------------------------------------------

@@ -4,11 +4,9 @@ max pooling against a brute-force reference, average pooling, and the shape rule
 import numpy as np
 import pytest
 from tests.checks import check_grad, grad_dtype, tensor
-from tests.conv_reference import conv_reference, max_pool_grad_reference, max_pool_reference
+from tests.conv_reference import TOL, conv_reference, max_pool_grad_reference, max_pool_reference
 
 import needle as ndl
-
-TOL = {"float64": dict(rtol=1e-9, atol=1e-9), "float32": dict(rtol=2e-4, atol=2e-4)}
 
 
 def _dtype(device):

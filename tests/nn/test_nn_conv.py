@@ -1,6 +1,6 @@
 """Tests of needle.nn.nn_conv: conv layers (padding modes, "same", groups, 1-D/3-D),
-transposed conv, pooling, channel shuffle, course-compatible initialisation, repr, errors,
-and PyTorch's layers where installed."""
+transposed conv, course-compatible initialisation, repr, errors, the geometry each layer
+reports, and PyTorch's layers where installed."""
 
 import math
 
@@ -8,26 +8,20 @@ import numpy as np
 import pytest
 from tests.checks import check_grad, grad_dtype, tensor
 from tests.conv_reference import (
+    TOL,
+    compare_with_torch,
     conv_reference,
     conv_transpose_reference,
-    max_pool_grad_reference,
-    max_pool_reference,
+    out_size,
+    transposed_out_size,
 )
+from tests.conv_reference import to_channels_first as _cf
+from tests.conv_reference import to_channels_last as _cl
 
 import needle as ndl
 import needle.nn as nn
 
-TOL = {"float64": dict(rtol=1e-9, atol=1e-9), "float32": dict(rtol=2e-4, atol=2e-4)}
 NP_MODE = {"zeros": "constant", "circular": "wrap", "reflect": "reflect", "replicate": "edge"}
-
-
-def _cl(x):
-    """NCHW -> NHWC (any number of spatial axes)."""
-    return np.moveaxis(x, 1, -1)
-
-
-def _cf(x):
-    return np.moveaxis(x, -1, 1)
 
 
 def _layer_reference(layer, x, pads, mode="zeros"):
@@ -152,8 +146,6 @@ def test_conv_repr_shows_non_default_arguments_only():
     assert repr(nn.ConvTranspose2d(4, 2, 3, stride=2, output_padding=1)) == (
         "ConvTranspose2d(4, 2, kernel_size=3, stride=2, output_padding=1)"
     )
-    assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=2)"
-    assert repr(nn.AvgPool2d(3, 2, 1)) == "AvgPool2d(kernel_size=3, stride=2, padding=1)"
 
 
 @pytest.mark.parametrize(
@@ -227,111 +219,56 @@ def test_conv_transpose_errors():
         nn.ConvTranspose2d(3, 2, 3, groups=2)
 
 
-# --- pooling ---------------------------------------------------------------------------------
+# --- the geometry each layer reports ------------------------------------------------------
 @pytest.mark.parametrize(
-    "cls, x_shape, args",
+    "layer, x_shape",
     [
-        (nn.MaxPool2d, (2, 3, 6, 6), (2,)),
-        (nn.MaxPool2d, (2, 2, 7, 5), (3, 2, 1)),
-        (nn.MaxPool1d, (2, 2, 9), (3, 2, 1)),
-        (nn.MaxPool3d, (1, 2, 4, 4, 5), ((2, 2, 3), 1, (1, 0, 1))),
+        (nn.Conv(4, 6, 3, stride=2, groups=2), (2, 4, 9, 8)),
+        (nn.Conv(2, 3, (2, 3), padding="same", dilation=2, padding_mode="reflect"), (1, 2, 7, 6)),
+        (nn.Conv1d(3, 6, 5, padding=(1, 2), groups=3), (2, 3, 11)),
+        (nn.Conv3d(2, 4, (1, 2, 3), stride=(1, 2, 2)), (1, 2, 3, 6, 7)),
     ],
 )
-def test_max_pool_layers(cls, x_shape, args, device):
-    dtype = grad_dtype(device)
-    x = np.random.default_rng(0).permutation(np.prod(x_shape)).reshape(x_shape) / 7.0
-    X = tensor(x, device, dtype)
-    layer = cls(*args)
-    y = layer(X)
-    k, s, p = (list(args) + [None, 0])[:3]
-    np.testing.assert_allclose(y.numpy(), _cf(max_pool_reference(_cl(x), k, s, p)), **TOL[dtype])
-    g = np.random.randn(*y.shape)
-    y.backward(tensor(g, device, dtype, requires_grad=False))
-    expected = _cf(max_pool_grad_reference(_cl(x), _cl(g), k, s, p))
-    np.testing.assert_allclose(X.grad.numpy(), expected, **TOL[dtype])
-
-
-@pytest.mark.parametrize("args", [(2,), (3, 2, 1), ((2, 3), (1, 2), (1, 0))])
-def test_avg_pool2d(args, device):
-    dtype = grad_dtype(device)
-    x = np.random.randn(2, 3, 7, 6)
-    y = nn.AvgPool2d(*args)(tensor(x, device, dtype))
-    k, s, p = (list(args) + [None, 0])[:3]
-    k2 = (k, k) if isinstance(k, int) else k
-    s = k if s is None else s
-    w = np.full((*k2, 1, 3), 1.0 / (k2[0] * k2[1]))
-    np.testing.assert_allclose(y.numpy(), _cf(conv_reference(_cl(x), w, s, p, 1, 3)), **TOL[dtype])
-    check_grad(lambda a: nn.AvgPool2d(*args)(a), np.random.randn(1, 2, 5, 5), device=device)
-
-
-def _adaptive_reference(x, oh, ow):
-    n, c, h, w = x.shape
-    out = np.zeros((n, c, oh, ow))
-    for i in range(oh):
-        for j in range(ow):
-            h0, h1 = (i * h) // oh, math.ceil((i + 1) * h / oh)
-            w0, w1 = (j * w) // ow, math.ceil((j + 1) * w / ow)
-            out[:, :, i, j] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
-    return out
-
-
-@pytest.mark.parametrize("size, expected_hw", [(1, (1, 1)), ((3, 2), (3, 2)), ((None, 4), (7, 4))])
-def test_adaptive_avg_pool2d(size, expected_hw, device):
-    dtype = grad_dtype(device)
-    x = np.random.randn(2, 3, 7, 6)
-    y = nn.AdaptiveAvgPool2d(size)(tensor(x, device, dtype))
-    assert y.shape == (2, 3, *expected_hw)
-    np.testing.assert_allclose(y.numpy(), _adaptive_reference(x, *expected_hw), **TOL[dtype])
-    check_grad(
-        lambda a: nn.AdaptiveAvgPool2d(size)(a),
-        np.random.randn(1, 2, 7, 6),
-        device=device,
-        random_direction=True,
+def test_conv_layers_report_their_geometry(layer, x_shape):
+    geom = layer.geometry(x_shape)
+    assert not geom.adjoint and geom.weight_shape == layer.weight.shape
+    assert geom.in_shape == (x_shape[0], *x_shape[2:], x_shape[1])
+    assert geom.out_spatial == tuple(
+        out_size(n, k, s, lo, hi, d)
+        for n, k, s, (lo, hi), d in zip(
+            x_shape[2:], layer.kernel_size, layer.stride, layer.padding, layer.dilation
+        )
     )
+    y = layer(ndl.Tensor(np.zeros(x_shape)))
+    assert y.shape == (x_shape[0], layer.out_channels, *geom.out_spatial)
+    taps = math.prod(layer.kernel_size) * layer.in_channels // layer.groups
+    assert geom.flops == 2 * math.prod(y.shape) * taps
+    with pytest.raises(ValueError, match="expected input"):
+        layer.geometry((x_shape[0], x_shape[1] + 1, *x_shape[2:]))
 
 
-def test_channel_shuffle(device):
-    dtype = grad_dtype(device)
-    x = np.random.randn(2, 6, 3, 2)
-    y = nn.ChannelShuffle(3)(tensor(x, device, dtype))
-    expected = x[:, [0, 2, 4, 1, 3, 5]]  # channel i*c + j -> j*g + i with g=3, c=2
-    np.testing.assert_array_equal(y.numpy(), expected)
-    check_grad(lambda a: nn.ChannelShuffle(2)(a), np.random.randn(1, 4, 2, 2), device=device)
-    with pytest.raises(ValueError, match="groups=4 must divide channels=6"):
-        nn.ChannelShuffle(4)(tensor(x, device, dtype))
-
-
-def test_pool_layer_errors():
-    with pytest.raises(ValueError, match="padding"):
-        nn.MaxPool2d(2, padding=2)(ndl.Tensor(np.zeros((1, 1, 4, 4))))
-    with pytest.raises(ValueError, match="spatial axes"):
-        nn.MaxPool2d(2)(ndl.Tensor(np.zeros((1, 4, 4))))
-    with pytest.raises(ValueError, match="output_size"):
-        nn.AdaptiveAvgPool2d(0)
+def test_conv_transpose_layer_reports_the_adjoint_of_its_conv():
+    layer = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+    x_shape = (2, 4, 5, 4)
+    geom = layer.geometry(x_shape)
+    out = tuple(transposed_out_size(n, 3, 2, 1, 1, 1) for n in x_shape[2:])
+    assert geom.adjoint and geom.out_shape == (2, *out, 6)
+    assert layer(ndl.Tensor(np.zeros(x_shape))).shape == (2, 6, *out)
+    conv = geom.transposed  # the conv from the output back to the input
+    assert (conv.kernel, conv.stride, conv.pad_lo) == ((3, 3), (2, 2), (1, 1))
+    assert conv.out_spatial == x_shape[2:] and not conv.adjoint
+    # multiply-adds: every input value times its taps and group's output channels
+    assert geom.flops == conv.flops == 2 * math.prod(x_shape) * 9 * (6 // 2)
 
 
 # --- PyTorch -----------------------------------------------------------------------------------
 def test_layers_against_torch(device):
     torch = pytest.importorskip("torch")
     dtype = grad_dtype(device)
-    tdtype = torch.float64 if dtype == "float64" else torch.float32
     x = np.random.randn(2, 4, 9, 8)
 
     def compare(ours, theirs, weight=None, bias=None):
-        theirs = theirs.to(tdtype)
-        if weight is not None:
-            with torch.no_grad():
-                theirs.weight.copy_(torch.tensor(weight))
-                theirs.bias.copy_(torch.tensor(bias))
-        xt = torch.tensor(x, dtype=tdtype, requires_grad=True)
-        yt = theirs(xt)
-        X = tensor(x, device, dtype)
-        y = ours(X)
-        g = np.random.randn(*yt.shape)
-        yt.backward(torch.tensor(g, dtype=tdtype))
-        y.backward(tensor(g, device, dtype, requires_grad=False))
-        np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), **TOL[dtype])
-        np.testing.assert_allclose(X.grad.numpy(), xt.grad.numpy(), **TOL[dtype])
+        compare_with_torch(ours, theirs, x, device, dtype, weight, bias)
 
     for kwargs, tkwargs in [
         (dict(), dict(padding=1)),
@@ -372,8 +309,3 @@ def test_layers_against_torch(device):
     )
     w = np.transpose(ours.weight.numpy(), (3, 2, 0, 1))  # -> (C_in, C_out // groups, kh, kw)
     compare(ours, theirs, w, ours.bias.numpy())
-
-    compare(nn.MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1))
-    compare(nn.AvgPool2d(3, 2, 1), torch.nn.AvgPool2d(3, 2, 1))
-    compare(nn.AdaptiveAvgPool2d((4, 3)), torch.nn.AdaptiveAvgPool2d((4, 3)))
-    compare(nn.ChannelShuffle(2), torch.nn.ChannelShuffle(2))

@@ -1,4 +1,5 @@
-"""needle.nn.summary: numbers against hand computation (plain, strided, dilated, grouped)."""
+"""needle.nn.summary: numbers against hand computation (plain, strided, dilated, grouped,
+transposed, pools), read from the geometry each layer reports."""
 
 import numpy as np
 import pytest
@@ -135,3 +136,25 @@ def test_transposed_conv_and_pools():
     assert [r.receptive_field[0] for r in (conv, convt, avg, adaptive)] == [3, 6, 7, 21]
     assert [r.jump[0] for r in (conv, convt, avg, adaptive)] == [2, 1, 2, 16]
     assert s.output_shape == (2, 4, 1, 1)
+
+
+def test_layers_are_read_from_their_geometry_not_their_class_names():
+    # The layers of test_transposed_conv_and_pools under names that say nothing of their kind.
+    class Up(nn.ConvTranspose2d):
+        pass
+
+    class Squeeze(nn.AdaptiveAvgPool2d):
+        pass
+
+    model = nn.Sequential(
+        nn.Conv(3, 8, 3, stride=2, device=DEVICE),
+        Up(8, 4, 4, stride=2, padding=1, device=DEVICE),
+        nn.AvgPool2d(2),
+        Squeeze(1),
+    )
+    s = nn.summary(model, (2, 3, 16, 16), device=DEVICE, print_fn=None)
+    conv, up, avg, squeeze = leaf_rows(s)
+    assert (up.kind, up.macs, up.config) == ("Up", 65_536, "k4 s2 p1")
+    assert [r.receptive_field[0] for r in (conv, up, avg, squeeze)] == [3, 6, 7, 21]
+    assert [r.jump[0] for r in (conv, up, avg, squeeze)] == [2, 1, 2, 16]
+    assert squeeze.config == "k8 s8"
