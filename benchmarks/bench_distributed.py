@@ -51,11 +51,11 @@ def median_time(fn, repeats, warmup=5):
 
 def worker_allreduce():
     import numpy as np
+    from apps.models import ResNet9
     from mpi4py import MPI
 
     import needle as ndl
     import needle.distributed as dist
-    from apps.models import ResNet9
 
     comm = dist.init()
     model = ResNet9(device=ndl.cpu())
@@ -91,11 +91,11 @@ def worker_allreduce():
 
 def worker_train(steps=8, batch=64):
     import numpy as np
+    from apps.models import ResNet9
 
     import needle as ndl
     import needle.distributed as dist
     import needle.nn as nn
-    from apps.models import ResNet9
 
     dist.init()
     rank, size = dist.rank(), dist.size()
