@@ -21,6 +21,10 @@ FILES = [
     "tests/ops/test_ops_logarithmic.py",
     "tests/ops/test_ops_tuple.py",
     "tests/ops/test_ops_conv.py",
+    "tests/ops/test_ops_norm.py",
+    "tests/test_optim.py",
+    "tests/test_init.py",
+    "tests/nn/test_nn_basic.py",
 ]
 
 

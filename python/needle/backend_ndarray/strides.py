@@ -6,6 +6,7 @@ permute, broadcast_to, getitem, as_strided) from these helpers; they are tested 
 """
 
 import math
+import numbers
 from functools import lru_cache
 
 import numpy as np
@@ -100,16 +101,18 @@ def _normalize_index(i, dim, axis):
     return i + dim if i < 0 else i
 
 
-def _normalize_axes(axis, ndim, what):
-    if axis is None:
+def _normalize_axes(axes, ndim, what):
+    """``axes`` (None: all, an int, or a sequence of ints) as a sorted tuple of distinct
+    non-negative axes of an ``ndim``-d array; ValueError starting with ``what`` otherwise.
+    (The op layer uses it too: one rule for the axes of every reduction and flip.)"""
+    if axes is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = (axes,) if isinstance(axes, numbers.Integral) else tuple(axes)
     out = []
     for a in axes:
-        a = int(a)
-        if not -ndim <= a < ndim:
-            raise ValueError(f"{what}: axis {a} out of range for {ndim}-d array")
-        out.append(a + ndim if a < 0 else a)
+        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+            raise ValueError(f"{what}: axis {a!r} is out of range for a {ndim}-d array")
+        out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{what}: repeated axis in {axes}")
     return tuple(sorted(out))

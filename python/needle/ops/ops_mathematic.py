@@ -2,19 +2,19 @@
 
 Each op is a class whose ``compute`` works on backend arrays through ``array_api`` (NDArray,
 or plain NumPy arrays under ``NEEDLE_BACKEND=np``: the same functions) and whose
-``gradient`` is written in needle ops, so gradients are themselves differentiable.  A gradient may be None for an input that does
-not require one; the engine then skips it.
+``gradient`` is written in needle ops, so gradients are themselves differentiable.  A
+gradient may be None for an input that does not require one; the engine then skips it.
 
 Binary element-wise ops broadcast NumPy-style; their gradients sum over the broadcast
 axes, so every gradient has its input's shape.
 """
 
 import math
-import numbers
 
 import numpy
 
 from ..autograd import Tensor, TensorOp
+from ..backend_ndarray.strides import _normalize_axes  # (one rule for every op's axes)
 from ..backend_selection import array_api
 
 __all__ = [
@@ -44,21 +44,6 @@ def _scalar(s):
     if isinstance(s, (numpy.ndarray, numpy.generic)) and s.size == 1:
         return s.item()
     raise TypeError(f"expected a scalar, got {type(s).__name__} {s!r}")
-
-
-def _normalize_axes(axes, ndim, what):
-    """``axes`` (None, an int or a sequence) as a sorted tuple of distinct non-negative axes."""
-    if axes is None:
-        return tuple(range(ndim))
-    axes = (axes,) if isinstance(axes, numbers.Integral) else tuple(axes)
-    out = []
-    for a in axes:
-        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
-            raise ValueError(f"{what}: axis {a!r} is out of range for a {ndim}-d tensor")
-        out.append(int(a) % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{what}: repeated axis in {axes}")
-    return tuple(sorted(out))
 
 
 def _kept_shape(shape, axes):
