@@ -43,6 +43,8 @@ __all__ = [
     "ResNeXt",
     "DilatedNet",
     "GlobalAvgPool",
+    "LanguageModel",
+    "TextCNN",
     "MODELS",
     "build_model",
     "count_parameters",
@@ -358,3 +360,83 @@ def count_parameters(model):
             n *= d
         total += n
     return total
+
+
+# --- sequence models -----------------------------------------------------------------------------
+
+
+class LanguageModel(nn.Module):
+    """The course's word-level language model: Embedding → RNN, LSTM or GRU → Linear.
+
+    Args:
+        embedding_size: width of the word vectors; output_size: vocabulary size;
+        hidden_size, num_layers: of the sequence model; seq_model: ``"rnn"``, ``"lstm"`` or
+        ``"gru"``; seq_len: kept for the course's signature (the helpers pass it).
+    Shape:
+        ``x (T, B)`` word indices, ``h`` the sequence model's state (None for zeros) →
+        ``(logits (T·B, output_size), h)`` with ``h`` the final state (``(h_n, c_n)`` for
+        the LSTM).
+    """
+
+    def __init__(self, embedding_size, output_size, hidden_size, num_layers=1, seq_model="rnn",
+                 seq_len=40, device=None, dtype="float32"):  # fmt: skip
+        super().__init__()
+        layers = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+        if seq_model not in layers:
+            raise ValueError(f"LanguageModel: seq_model must be one of {list(layers)}, "
+                             f"got {seq_model!r}")  # fmt: skip
+        self.seq_len, self.hidden_size, self.output_size = seq_len, hidden_size, output_size
+        self.embedding = nn.Embedding(output_size, embedding_size, device=device, dtype=dtype)
+        self.seq_model = layers[seq_model](
+            embedding_size, hidden_size, num_layers=num_layers, device=device, dtype=dtype
+        )
+        self.linear = nn.Linear(hidden_size, output_size, device=device, dtype=dtype)
+
+    def forward(self, x, h=None):
+        steps, batch = x.shape
+        out, h = self.seq_model(self.embedding(x), h)
+        logits = self.linear(out.reshape((steps * batch, self.hidden_size)))
+        return logits, h
+
+
+class TextCNN(nn.Module):
+    """Sentence classification with 1-D convolutions over word embeddings (Kim, 2014).
+
+    Embedding → for each width k: Conv1d(embedding_size, channels, k) → ReLU → max over time
+    → concatenated → Dropout → Linear(len(widths)·channels, num_classes).
+
+    Shape: ``x (B, L)`` word indices (L ≥ max(widths)) → logits ``(B, num_classes)``.
+    """
+
+    def __init__(self, vocab_size, num_classes, embedding_size=32, channels=32,
+                 widths=(2, 3, 4), drop_prob=0.3, seq_len=32, device=None,
+                 dtype="float32"):  # fmt: skip
+        super().__init__()
+        if seq_len < max(widths):
+            raise ValueError(f"TextCNN: seq_len={seq_len} is shorter than the widest kernel "
+                             f"{max(widths)}")  # fmt: skip
+        self.seq_len, self.widths, self.channels = seq_len, tuple(widths), channels
+        self.embedding = nn.Embedding(vocab_size, embedding_size, device=device, dtype=dtype)
+        self.convs = [
+            nn.Conv1d(embedding_size, channels, k, padding=0, device=device, dtype=dtype)
+            for k in self.widths
+        ]
+        self.pools = [nn.MaxPool1d(seq_len - k + 1) for k in self.widths]
+        self.relu = nn.ReLU()
+        self.dropout = nn.Dropout(drop_prob)
+        self.linear = nn.Linear(len(self.widths) * channels, num_classes, device=device,
+                                dtype=dtype)  # fmt: skip
+
+    def forward(self, x):
+        batch, length = x.shape
+        if length != self.seq_len:
+            raise ValueError(f"TextCNN: expected (B, seq_len={self.seq_len}) indices, "
+                             f"got {x.shape}")  # fmt: skip
+        words = ndl.ops.permute(self.embedding(x), (0, 2, 1))  # (B, D, L)
+        features = [
+            pool(self.relu(conv(words))).reshape((batch, self.channels))
+            for conv, pool in zip(self.convs, self.pools)
+        ]
+        joined = ndl.ops.stack(features, 1).reshape((batch, len(features) * self.channels))
+        return self.linear(self.dropout(joined))
+

@@ -1,4 +1,4 @@
-"""The course's ``simple_ml`` helpers: hw1's MNIST functions and hw4's CIFAR-10 loops.
+"""The course's ``simple_ml`` helpers: hw1's MNIST functions, hw4's CIFAR-10 and PTB loops.
 
 The CIFAR-10 helpers are thin wrappers over ``apps.engine.run_epoch``, the loop that
 ``python -m apps.train`` uses too.
@@ -28,6 +28,9 @@ __all__ = [
     "epoch_general_cifar10",
     "train_cifar10",
     "evaluate_cifar10",
+    "epoch_general_ptb",
+    "train_ptb",
+    "evaluate_ptb",
 ]
 
 
@@ -112,3 +115,64 @@ def evaluate_cifar10(model, dataloader, loss_fn=nn.SoftmaxLoss):
     """Evaluate on ``dataloader``; returns ``(accuracy, loss)``."""
     np.random.seed(4)
     return epoch_general_cifar10(dataloader, model, loss_fn(), None)
+
+
+# --- hw4: Penn Treebank language model ------------------------------------------------------
+
+
+def _detach_state(h):
+    """The recurrent state cut from the graph (a tuple for the LSTM)."""
+    if h is None:
+        return None
+    if isinstance(h, tuple):
+        return tuple(x.detach() for x in h)
+    return h.detach()
+
+
+def epoch_general_ptb(data, model, seq_len=40, loss_fn=nn.SoftmaxLoss(), opt=None,  # noqa: B008
+                      clip=None, device=None, dtype="float32"):  # fmt: skip
+    """One pass over ``data`` (a ``batchify`` array ``(nbatch, B)``) in chunks of ``seq_len``
+    rows: train when ``opt`` is given (gradients clipped to norm ``clip``), else evaluate.
+    The hidden state is carried from chunk to chunk, detached.
+
+    Returns ``(average accuracy, average loss)`` over all predicted tokens.
+    """
+    np.random.seed(4)
+    model.train() if opt is not None else model.eval()
+    h, total_loss, correct, count = None, 0.0, 0, 0
+    for i in range(0, data.shape[0] - 1, seq_len):
+        x, y = ndl.data.get_batch(data, i, seq_len, device=device, dtype=dtype)
+        logits, h = model(x, _detach_state(h))
+        loss = loss_fn(logits, y)
+        if opt is not None:
+            opt.reset_grad()
+            loss.backward()
+            if clip is not None:
+                opt.clip_grad_norm(clip)
+            opt.step()
+        n = y.shape[0]
+        total_loss += float(loss.numpy()) * n
+        correct += int((logits.numpy().argmax(axis=1) == y.numpy()).sum())
+        count += n
+        h = _detach_state(h)
+    return correct / max(count, 1), total_loss / max(count, 1)
+
+
+def train_ptb(model, data, seq_len=40, n_epochs=1, optimizer=ndl.optim.SGD, lr=4.0,
+              weight_decay=0.0, loss_fn=nn.SoftmaxLoss, clip=None, device=None,
+              dtype="float32"):  # fmt: skip
+    """Train ``n_epochs`` on ``data``; returns ``(accuracy, loss)`` of the last epoch."""
+    np.random.seed(4)
+    opt = optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
+    acc, loss = None, None
+    for _ in range(n_epochs):
+        acc, loss = epoch_general_ptb(data, model, seq_len, loss_fn(), opt, clip, device, dtype)
+    return acc, loss
+
+
+def evaluate_ptb(model, data, seq_len=40, loss_fn=nn.SoftmaxLoss, device=None,
+                 dtype="float32"):  # fmt: skip
+    """Evaluate on ``data``; returns ``(accuracy, loss)``."""
+    np.random.seed(4)
+    return epoch_general_ptb(data, model, seq_len, loss_fn(), None, None, device, dtype)
+

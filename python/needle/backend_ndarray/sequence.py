@@ -118,10 +118,9 @@ def gather_rows(table, idx):
     rows, dim = table.shape
     n = idx.size
     kernel = _kernel(table, "gather_rows")
-    if kernel is None:  # one-hot rows times the table
-        index = _ref._seq_rows(idx.numpy(), rows, "gather_rows").reshape(-1)
-        one_hot = table.device.one_hot(rows, index, dtype=table.dtype)
-        return (one_hot @ table).reshape((*idx.shape, dim))
+    if kernel is None:  # the NumPy reference on host copies (small tables)
+        rows_np = _ref.gather_rows(table.numpy(), idx.numpy())
+        return NDArray(rows_np, device=table._device, dtype=table.dtype)
     out = NDArray._fresh((n, dim), table._device, table._handle.dtype)
     kernel(_buf(table), _index_buffer(idx, table), out._handle, rows, dim)
     return out.reshape((*idx.shape, dim))
@@ -131,10 +130,9 @@ def scatter_add_rows(grad, idx, rows):
     """``(rows, D)`` zeros with row k of ``grad`` (N, D) added to row ``idx[k]``."""
     n, dim = grad.shape
     kernel = _kernel(grad, "scatter_add_rows")
-    if kernel is None:  # one-hot rows, transposed, times the gradient
-        index = _ref._seq_rows(idx.numpy(), rows, "scatter_add_rows").reshape(-1)
-        one_hot = grad.device.one_hot(rows, index, dtype=grad.dtype)
-        return one_hot.permute((1, 0)) @ grad
+    if kernel is None:  # the NumPy reference on host copies
+        total = _ref.scatter_add_rows(grad.numpy(), idx.numpy(), rows)
+        return NDArray(total, device=grad._device, dtype=grad.dtype)
     out = NDArray._fresh((rows, dim), grad._device, grad._handle.dtype)
     kernel(_buf(grad), _index_buffer(idx, grad), out._handle, rows, dim)
     return out

@@ -17,8 +17,9 @@ The gradient is one node too (``RecurrentGrad``), back through time:
                                            four matmuls / column sums over all steps
 
 Saved for the backward pass: the gate activations (T, B, G) and the states (T, B, H) — memory
-grows linearly with T.  The second derivative (``RecurrentGrad.gradient``) differentiates
-the same recurrence written in plain needle ops (``recurrent_reference``).
+grows linearly with T.  Second derivatives are not supported (``RecurrentGrad.gradient``
+raises); ``recurrent_reference`` writes the same recurrence in elementary, twice
+differentiable needle ops.
 
 Layouts are the course's: ``W_ih (I, G)``, ``W_hh (H, G)``, biases with G values, gate blocks
 LSTM i, f, g, o (G = 4H), GRU r, z, n (G = 3H, n = tanh(x_n + b_in + r·(h W_hn + b_hn))),
@@ -30,7 +31,7 @@ gradient scatter-adds the output gradient into a (V, D) zero table (no one-hot m
 
 import numpy
 
-from ..autograd import Tensor, TensorOp, TensorTupleOp, formula_gradient, grad
+from ..autograd import Tensor, TensorOp, TensorTupleOp
 from ..backend_selection import BACKEND
 from .ops_mathematic import relu, reshape, sigmoid, tanh
 from .ops_tuple import split, stack
@@ -256,21 +257,10 @@ class RecurrentGrad(TensorTupleOp):
         return tuple(out)
 
     def gradient(self, out_grad, node):
-        k, mode, has_bias = self._outputs(), self.forward.mode, self.forward.has_bias
-        needs = self.needs
-
-        def formula(*values):
-            d_outs, inputs = values[:k], values[k:]
-            outs = recurrent_reference(mode, *_unpack(mode, has_bias, inputs))
-            total = None
-            for value, direction in zip(outs, d_outs):
-                term = (value * direction).sum()
-                total = term if total is None else total + term
-            wanted = [x for x, need in zip(inputs, needs) if need]
-            found = iter(grad(total, wanted))
-            return tuple(next(found) if need else x * 0.0 for x, need in zip(inputs, needs))
-
-        return formula_gradient(formula, node.inputs, out_grad.tuple())
+        raise NotImplementedError(
+            "second derivatives through a recurrent layer are not supported; differentiate "
+            "needle.ops.recurrent_reference (the same recurrence in elementary ops) instead"
+        )
 
 
 def recurrent_reference(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
@@ -395,4 +385,6 @@ def embedding(weight, idx):
         raise ValueError(f"embedding: weight must be (num_embeddings, dim), got {weight.shape}")
     if not isinstance(idx, Tensor):
         raise TypeError(f"embedding: idx must be a Tensor, got {type(idx).__name__}")
+    if idx.dtype != weight.dtype or idx.device != weight.device:  # graph inputs share both
+        idx = Tensor(idx.numpy(), device=weight.device, dtype=weight.dtype, requires_grad=False)
     return EmbeddingLookup()(weight, idx)
