@@ -211,9 +211,7 @@ void unary(const Array& a, Array& out) {
 template <class R>
 void reduce_array(const Array& a, Array& out, std::int64_t reduce_size) {
   check_dtypes("reduce", {&a, &out});
-  if (reduce_size < 1)
-    throw std::invalid_argument("reduce: reduce_size must be >= 1, got " +
-                                std::to_string(reduce_size));
+  check_reduce_size("reduce", reduce_size);
   check_size("reduce", "a", a.size(), checked_mul("reduce", out.size(), reduce_size));
   ReleaseGil nogil(out.size() * reduce_size);
   dispatch(out.dtype(), [&](auto tag) {
@@ -404,11 +402,7 @@ void rows_affine_array(const Array& a, const Array& b, const Array& s, const Arr
                        const Array& u, Array& out) {
   check_dtypes("rows_affine", {&a, &b, &s, &t, &u, &out});
   const std::int64_t cols = s.size();
-  if (cols < 1 || t.size() != cols || u.size() != cols || out.size() % cols != 0)
-    throw std::invalid_argument("rows_affine: s, t, u need the same size C >= 1 dividing out's " +
-                                std::to_string(out.size()) + " elements, got " +
-                                std::to_string(s.size()) + ", " + std::to_string(t.size()) +
-                                ", " + std::to_string(u.size()));
+  check_row_vectors("rows_affine", out.size(), s.size(), t.size(), u.size());
   check_size("rows_affine", "a", a.size(), out.size());
   check_size("rows_affine", "b", b.size(), out.size());
   ReleaseGil nogil(out.size());
@@ -423,10 +417,7 @@ void adam_step_array(const Array& param, const Array& grad, const Array& m, cons
                      const std::vector<double>& hyper, Array& param_out, Array& m_out,
                      Array& v_out) {
   check_dtypes("adam_step", {&param, &grad, &m, &v, &param_out, &m_out, &v_out});
-  if (hyper.size() != 6)
-    throw std::invalid_argument("adam_step: hyper needs 6 values (step_size, beta1, beta2, "
-                                "correction2, eps, weight_decay), got " +
-                                std::to_string(hyper.size()));
+  check_adam_hyper("adam_step", hyper.size());
   const std::int64_t n = param_out.size();
   check_size("adam_step", "param", param.size(), n);
   check_size("adam_step", "grad", grad.size(), n);

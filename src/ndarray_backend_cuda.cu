@@ -194,10 +194,7 @@ void unary(const char* fn, const CudaArray& a, CudaArray& out) {
 template <class Op>
 void reduce(const char* fn, const CudaArray& a, CudaArray& out, int64_t reduce_size) {
   check_dtypes(fn, a, out);
-  if (reduce_size < 1) {
-    throw std::invalid_argument(std::string(fn) + ": reduce_size must be >= 1, got " +
-                                std::to_string(reduce_size));
-  }
+  check_reduce_size(fn, reduce_size);
   check_size(fn, "a", a.size, checked_mul(fn, out.size, reduce_size));
   dispatch(out.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -354,12 +351,7 @@ void rows_affine_fn(const CudaArray& a, const CudaArray& b, const CudaArray& s,
   check_dtypes(fn, t, out);
   check_dtypes(fn, u, out);
   const int64_t cols = s.size;
-  if (cols < 1 || t.size != cols || u.size != cols || out.size % cols != 0) {
-    throw std::invalid_argument("rows_affine: s, t, u need the same size C >= 1 dividing out's " +
-                                std::to_string(out.size) + " elements, got " +
-                                std::to_string(s.size) + ", " + std::to_string(t.size) + ", " +
-                                std::to_string(u.size));
-  }
+  check_row_vectors(fn, out.size, s.size, t.size, u.size);
   check_size(fn, "a", a.size, out.size);
   check_size(fn, "b", b.size, out.size);
   dispatch(out.dtype, [&](auto tag) {
@@ -379,11 +371,7 @@ void adam_step_fn(const CudaArray& param, const CudaArray& grad, const CudaArray
   check_dtypes(fn, v, param_out);
   check_dtypes(fn, m_out, param_out);
   check_dtypes(fn, v_out, param_out);
-  if (hyper.size() != 6) {
-    throw std::invalid_argument("adam_step: hyper needs 6 values (step_size, beta1, beta2, "
-                                "correction2, eps, weight_decay), got " +
-                                std::to_string(hyper.size()));
-  }
+  check_adam_hyper(fn, hyper.size());
   const int64_t n = param_out.size;
   check_size(fn, "param", param.size, n);
   check_size(fn, "grad", grad.size, n);

@@ -94,4 +94,29 @@ inline std::int64_t check_view(const char* fn, const char* name,
   return n;
 }
 
+/// ValueError unless reduce_size >= 1 (reduce_sum, reduce_max).
+inline void check_reduce_size(const char* fn, std::int64_t reduce_size) {
+  if (reduce_size < 1)
+    throw std::invalid_argument(std::string(fn) + ": reduce_size must be >= 1, got " +
+                                std::to_string(reduce_size));
+}
+
+/// rows_affine's per-column vectors s, t, u: one size C >= 1 that divides out's size.
+inline void check_row_vectors(const char* fn, std::int64_t out_size, std::int64_t s_size,
+                              std::int64_t t_size, std::int64_t u_size) {
+  if (s_size < 1 || t_size != s_size || u_size != s_size || out_size % s_size != 0)
+    throw std::invalid_argument(std::string(fn) + ": s, t, u need the same size C >= 1 " +
+                                "dividing out's " + std::to_string(out_size) +
+                                " elements, got " + std::to_string(s_size) + ", " +
+                                std::to_string(t_size) + ", " + std::to_string(u_size));
+}
+
+/// adam_step's hyper-parameters: (step_size, beta1, beta2, correction2, eps, weight_decay).
+inline void check_adam_hyper(const char* fn, std::size_t count) {
+  if (count != 6)
+    throw std::invalid_argument(std::string(fn) + ": hyper needs 6 values (step_size, beta1, " +
+                                "beta2, correction2, eps, weight_decay), got " +
+                                std::to_string(count));
+}
+
 }  // namespace needle
