@@ -52,7 +52,7 @@ lint:
 
 format:
 	$(PYTHON) -m ruff format python apps tests benchmarks
-	clang-format -i src/*.cc src/*.cu src/cpu/*.h src/cuda/*.cuh
+	clang-format -i src/*.cc src/*.cu src/common/*.h src/cpu/*.h src/cpu/conv/*.h src/cuda/*.cuh
 
 clean:
 	rm -rf $(BUILD) _skbuild dist *.egg-info python/*.egg-info
