@@ -12,13 +12,16 @@ project.  The model is ``apps.models.LanguageModel``; the loop is the course's
 """
 
 import gzip
+import importlib
 import math
 import os
 import sys
 import time
 
-if not __package__:  # `python apps/train_lm.py`
+if not __package__:  # `python apps/train_lm.py`, or `import train_lm` with apps/ on sys.path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if __name__ != "__main__":  # one module object for both names (see apps/__init__.py)
+        sys.modules[__name__] = importlib.import_module("apps." + __name__)
 
 import numpy as np
 

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from apps.models import LanguageModel
 
 import needle as ndl
 from apps import train_lm
-from apps.models import LanguageModel
 
 SMALL = ["--max-tokens", "1200", "--batch-size", "8", "--seq-len", "10", "--hidden", "16",
          "--embedding", "8", "--no-progress", "--device", "numpy"]  # fmt: skip
