@@ -107,12 +107,19 @@ def _normalize_axes(axes, ndim, what):
     (The op layer uses it too: one rule for the axes of every reduction and flip.)"""
     if axes is None:
         return tuple(range(ndim))
-    axes = (axes,) if isinstance(axes, numbers.Integral) else tuple(axes)
+    # (Exact-class tests first: an isinstance check against the numbers ABC costs more than
+    # the rest of the function, and reductions call it on every op.)
+    if axes.__class__ is not tuple:
+        axes = (axes,) if isinstance(axes, numbers.Integral) else tuple(axes)
     out = []
     for a in axes:
-        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+        if a.__class__ is not int:
+            if not isinstance(a, numbers.Integral):
+                raise ValueError(f"{what}: axis {a!r} is out of range for a {ndim}-d array")
+            a = int(a)
+        if not -ndim <= a < ndim:
             raise ValueError(f"{what}: axis {a!r} is out of range for a {ndim}-d array")
-        out.append(int(a) % ndim)
+        out.append(a + ndim if a < 0 else a)
     if len(set(out)) != len(out):
         raise ValueError(f"{what}: repeated axis in {axes}")
     return tuple(sorted(out))
