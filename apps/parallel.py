@@ -130,6 +130,7 @@ def run(args, dist, train_split, test, device, model, dopt, state) -> int:
             file=sys.stderr,
             flush=True,
         )
+        time.sleep(0.1)  # let mpiexec forward the line (it kills the job ~0.25 s after Ctrl-C)
         dist.init().Abort(130)  # the other ranks may be waiting in a collective
     if rank == 0:
         last = state["history"][-1]

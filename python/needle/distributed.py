@@ -24,6 +24,7 @@ instead of leaving the other ranks waiting in a collective forever.
 import importlib.util
 import os
 import sys
+import time
 import traceback
 from typing import Dict, Iterable, List, Optional
 
@@ -117,6 +118,7 @@ def abort(message: str, code: int = 1) -> None:
     """Print ``rank N: message`` (one line) and end every rank of the job."""
     print(f"rank {rank()}: {message}", file=sys.stderr, flush=True)
     if _state["comm"] is not None:
+        time.sleep(0.2)  # mpiexec forwards the line before Abort tears its output down
         _state["comm"].Abort(code)
     sys.exit(code)
 
