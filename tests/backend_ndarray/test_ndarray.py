@@ -1290,3 +1290,17 @@ def test_concat_and_split_flat(device, dtype):
         check(piece, a, dtype)
     with pytest.raises(ValueError, match="split_flat"):
         nd.ndarray.split_flat(flat, [(2, 2)])
+
+
+@pytest.mark.parametrize("op", [operator.add, operator.mul, operator.sub])
+def test_binary_reads_the_offset_of_a_view_with_the_same_strides(device, dtype, op):
+    # b = base[1:3] has a's shape and strides but starts 3 elements in: the packed fast path
+    # must not take it for a's layout.
+    need(device, dtype)
+    base_np = np.arange(12, dtype=dtype).reshape(4, 3)
+    a_np = np.random.randn(2, 3).astype(dtype)
+    base, a = nd.array(base_np, device=device), nd.array(a_np, device=device)
+    b = base[1:3]
+    assert b.strides == a.strides and b.shape == a.shape
+    np.testing.assert_allclose(op(a, b).numpy(), op(a_np, base_np[1:3]), rtol=1e-6)
+    np.testing.assert_allclose(op(b, a).numpy(), op(base_np[1:3], a_np), rtol=1e-6)
