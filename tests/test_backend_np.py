@@ -25,6 +25,8 @@ FILES = [
     "tests/test_optim.py",
     "tests/test_init.py",
     "tests/nn/test_nn_basic.py",
+    "tests/ops/test_ops_sequence.py",
+    "tests/nn/test_nn_sequence.py",
 ]
 
 

@@ -110,6 +110,8 @@ def _index_buffer(idx, like):
     """The indices as a packed buffer of ``like``'s dtype on ``like``'s device."""
     if idx._device != like._device or idx._handle.dtype != like._handle.dtype:
         idx = NDArray(idx.numpy().astype(like.dtype), device=like._device)
+    if idx._handle.size != idx.size:  # kernels take N from the buffer's size
+        idx = idx.copy()
     return _buf(idx)
 
 
