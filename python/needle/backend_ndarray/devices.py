@@ -78,7 +78,11 @@ class BackendDevice:
         return _ndarray_class()(np.random.rand(*shape).astype(dtype), device=self)
 
     def one_hot(self, n, i, dtype="float32"):
-        return _ndarray_class()(np.eye(n, dtype=dtype)[np.asarray(i, dtype=np.int64)], device=self)
+        # Rows of eye(n) without building eye(n): n x n is 144 MB for a 6,000-word vocabulary.
+        index = np.asarray(i, dtype=np.int64)
+        out = np.zeros((*index.shape, n), dtype=dtype)
+        np.put_along_axis(out, index[..., None], 1, axis=-1)
+        return _ndarray_class()(out, device=self)
 
     def empty(self, shape, dtype="float32"):
         return _ndarray_class().make(tuple(shape), device=self, dtype=self.check_dtype(dtype))
