@@ -527,8 +527,11 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
         "rsB"_a, "csB"_a, "rsC"_a, "csC"_a, "accumulate"_a = false, "reference"_a = false);
   m.def("pool_stats", []() {
     auto s = BufferPool::instance().stats();
+    auto a = PrefilledArena::instance().stats();
     return py::dict("fresh_allocs"_a = s.fresh_allocs, "fresh_bytes"_a = s.fresh_bytes,
-                    "reuses"_a = s.reuses, "cached_bytes"_a = s.cached_bytes);
+                    "reuses"_a = s.reuses, "cached_bytes"_a = s.cached_bytes,
+                    "arena_bytes"_a = a.bytes, "arena_filled"_a = a.filled,
+                    "arena_used"_a = a.used);
   });
   m.def("pool_clear", []() { BufferPool::instance().clear(); });
 }
