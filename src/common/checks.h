@@ -119,4 +119,35 @@ inline void check_adam_hyper(const char* fn, std::size_t count) {
                                 std::to_string(count));
 }
 
+/// The sizes of one step of a recurrent kernel (needle.backend_ndarray.sequence): after
+/// checking t, batch, hidden >= 0, `state` = B·H and `gates` = B·units·H elements.
+struct StepSizes {
+  std::int64_t state, gates;
+};
+
+inline StepSizes check_step(const char* fn, std::int64_t t, std::int64_t batch,
+                            std::int64_t hidden, std::int64_t units) {
+  check_nonneg(fn, "t", t);
+  const std::int64_t state = checked_prod(fn, {batch, hidden});
+  return {state, checked_mul(fn, state, units)};
+}
+
+/// ValueError unless the (T, B, W) buffer `name` reaches step t: (t + 1)·per_step elements.
+inline void check_steps(const char* fn, const char* name, std::int64_t have, std::int64_t t,
+                        std::int64_t per_step) {
+  check_size(fn, name, have, checked_mul(fn, t + 1, per_step));
+}
+
+/// IndexError naming the first row number (stored as a float) outside [0, rows) or not whole.
+template <class T>
+inline void check_row_indices(const char* fn, const T* idx, std::int64_t n, std::int64_t rows) {
+  for (std::int64_t k = 0; k < n; ++k) {
+    const T v = idx[k];
+    if (!(v >= T(0) && v < T(rows)) || v != static_cast<T>(static_cast<std::int64_t>(v)))
+      throw std::out_of_range(std::string(fn) + ": index " + std::to_string(double(v)) +
+                              " at position " + std::to_string(k) + " outside [0, " +
+                              std::to_string(rows) + ")");
+  }
+}
+
 }  // namespace needle

@@ -170,17 +170,6 @@ void rnn_step_backward(const T* h, const T* d_out, const T* dh_mat, T* dgates,
   });
 }
 
-/// Row numbers stored as floating point (the NDArray's dtypes) as int64, or -1 for a value
-/// that is not an integer in [0, rows); returns the position of the first bad one, or -1.
-template <class T>
-std::int64_t seq_first_bad_index(const T* idx, std::int64_t n, std::int64_t rows) {
-  for (std::int64_t k = 0; k < n; ++k) {
-    const T v = idx[k];
-    if (!(v >= T(0) && v < T(rows)) || v != std::floor(v)) return k;
-  }
-  return -1;
-}
-
 /// out (N, dim) <- table (rows, dim) rows at idx (N); the indices were checked.
 template <class T>
 void gather_rows(const T* table, const T* idx, T* out, std::int64_t n, std::int64_t dim) {
