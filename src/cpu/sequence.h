@@ -188,7 +188,8 @@ template <class T>
 void scatter_add_rows(const T* grad, const T* idx, T* out, std::int64_t n, std::int64_t rows,
                       std::int64_t dim) {
   for (std::int64_t k = 0; k < rows * dim; ++k) out[k] = T(0);
-  const std::int64_t min_cols = std::max<std::int64_t>(16, (1 << 14) / std::max<std::int64_t>(n, 1));
+  const std::int64_t min_cols =
+      std::max<std::int64_t>(16, (1 << 14) / std::max<std::int64_t>(n, 1));
   parallel_items(dim, min_cols, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t k = 0; k < n; ++k) {
       const T* src = grad + k * dim;

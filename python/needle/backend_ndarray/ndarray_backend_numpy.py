@@ -360,15 +360,17 @@ TABLE = (
 
 
 # ==== sequence models: recurrent step kernels, row gather / scatter-add =======================
-# Outside TABLE: the NDArray wrappers (backend_ndarray/sequence.py) use a backend's kernel when
-# it has one.  Buffers are flat; (T, B, G) arrays are row-major and T is implied by their size.
-# The arithmetic is needle.backend_numpy's (the NumPy mode runs the same functions).
+# Part of TABLE (every backend exports them: src/cpu/sequence.h, src/cuda/sequence.cuh).
+# Buffers are flat; (T, B, G) arrays are row-major, hold at least steps 0..t, and step t of
+# each is read or written in place.  The arithmetic is needle.backend_numpy's (the NumPy mode
+# runs the same functions).
 from .. import backend_numpy as _seq  # noqa: E402
 
 SEQUENCE_TABLE = (
     "lstm_step_forward", "lstm_step_backward", "rnn_step_forward", "rnn_step_backward",
     "gru_step_forward", "gru_step_backward", "gather_rows", "scatter_add_rows",
 )
+TABLE = TABLE + SEQUENCE_TABLE
 
 
 def _steps(buf, batch, width):
