@@ -61,7 +61,7 @@ def build_parser():
     p.add_argument("--seq-len", type=int, default=40, help="words per sentence (cut or padded)")
     p.add_argument("--min-count", type=int, default=1, help="rarer training words read <unk>")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     p.add_argument("--weight-decay", type=float, default=0.0)
