@@ -71,7 +71,7 @@ def case_args(name, t, batch, hidden, rng):
         "rnn_step_forward_relu": lambda: [r(n), r(s), Out(n), t, batch, hidden, True],
         "rnn_step_backward": lambda: [np.tanh(r(n)), r(n), r(s), Out(n), t, batch, hidden, False],
         "rnn_step_backward_relu": lambda: [r(n), r(n), r(s), Out(n), t, batch, hidden, True],
-    }[name]()
+    }[name]()  # fmt: skip
 
 
 STEP_KERNELS = [

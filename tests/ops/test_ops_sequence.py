@@ -33,6 +33,7 @@ def _fused(mode, bias):
         if mode == "gru":
             return ops.gru(x, h0, w_ih, w_hh, *b)
         return ops.rnn(x, h0, w_ih, w_hh, *b, nonlinearity=mode[4:])
+
     return fn
 
 
@@ -41,6 +42,7 @@ def _reference(mode, bias):
         c0, rest = (rest[0], rest[1:]) if mode == "lstm" else (None, rest)
         w_ih, w_hh, *b = rest
         return ops.recurrent_reference(mode, x, h0, c0, w_ih, w_hh, *(b if bias else []))
+
     return fn
 
 

@@ -13,7 +13,7 @@ from .ndarray import NDArray, _compact_strides
 __all__ = [
     "lstm_step_forward", "lstm_step_backward", "rnn_step_forward", "rnn_step_backward",
     "gru_step_forward", "gru_step_backward", "gather_rows", "scatter_add_rows",
-]
+]  # fmt: skip
 
 
 def _kernel(a, name):

@@ -21,7 +21,13 @@ from ..autograd import Tensor
 from .nn_basic import Module, Parameter
 
 __all__ = [
-    "Embedding", "RNNCell", "RNN", "LSTMCell", "LSTM", "GRUCell", "GRU",
+    "Embedding",
+    "RNNCell",
+    "RNN",
+    "LSTMCell",
+    "LSTM",
+    "GRUCell",
+    "GRU",
 ]
 
 

@@ -44,8 +44,15 @@ else:
     from .. import backend_numpy as kernels
 
 __all__ = [
-    "Recurrent", "RecurrentGrad", "rnn", "lstm", "gru", "recurrent_reference",
-    "EmbeddingLookup", "EmbeddingScatter", "embedding",
+    "Recurrent",
+    "RecurrentGrad",
+    "rnn",
+    "lstm",
+    "gru",
+    "recurrent_reference",
+    "EmbeddingLookup",
+    "EmbeddingScatter",
+    "embedding",
 ]
 
 MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
