@@ -117,3 +117,12 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
     assert train_text.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot use checkpoint") and "\n" not in err
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_text.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m apps.train_text")
+    assert all(opt in out for opt in ("--widths", "--checkpoint", "--resume", "--no-progress"))

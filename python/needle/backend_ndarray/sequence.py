@@ -1,23 +1,18 @@
 """NDArray-level wrappers of the recurrent step kernels and the row gather / scatter-add.
 
-Each function takes NDArrays, checks their shapes, and runs the backend's kernel when the
-backend has it (``device.lstm_step_forward`` ...), else the same arithmetic written with
-NDArray operations (``needle.backend_numpy``'s reference, which works on any array type).
-The step functions write step ``t`` of their output arrays in place; the arrays that a
-kernel writes must be packed from the start of their buffer (the op layer allocates them).
+Each function takes NDArrays, checks their shapes, and runs the device's kernel
+(``device.lstm_step_forward`` ...: every backend exports them, see the TABLE of
+``ndarray_backend_numpy``; ``needle.backend_numpy`` holds the reference arithmetic).  The step
+functions write step ``t`` of their output arrays in place; the arrays that a kernel writes
+must be packed from the start of their buffer (the op layer allocates them).
 """
 
-from .. import backend_numpy as _ref
 from .ndarray import NDArray, _compact_strides
 
 __all__ = [
     "lstm_step_forward", "lstm_step_backward", "rnn_step_forward", "rnn_step_backward",
     "gru_step_forward", "gru_step_backward", "gather_rows", "scatter_add_rows",
 ]  # fmt: skip
-
-
-def _kernel(a, name):
-    return a._device.__dict__.get(name)
 
 
 def _buf(a):
@@ -42,68 +37,96 @@ def lstm_step_forward(xw, hw, c0, act, c_all, h_all, t):
     """LSTM step ``t`` (see ``needle.backend_numpy.lstm_step_forward``)."""
     steps, batch, hidden = h_all.shape
     _check_steps("lstm_step_forward", t, steps)
-    kernel = _kernel(xw, "lstm_step_forward")
-    if kernel is None:
-        return _ref.lstm_step_forward(xw, hw, c0, act, c_all, h_all, t)
-    kernel(_buf(xw), _buf(hw), _buf(c0), _out(act, "lstm_step_forward"),
-           _out(c_all, "lstm_step_forward"), _out(h_all, "lstm_step_forward"),
-           t, batch, hidden)  # fmt: skip
+    xw._device.lstm_step_forward(
+        _buf(xw),
+        _buf(hw),
+        _buf(c0),
+        _out(act, "lstm_step_forward"),
+        _out(c_all, "lstm_step_forward"),
+        _out(h_all, "lstm_step_forward"),
+        t,
+        batch,
+        hidden,
+    )
 
 
 def lstm_step_backward(act, c_all, c0, d_out, dh_mat, dc, dgates, t):
     """Gradient of LSTM step ``t``; ``dc`` is read and written (∂c_t in, ∂c_{t-1} out)."""
     steps, batch, hidden = c_all.shape
     _check_steps("lstm_step_backward", t, steps)
-    kernel = _kernel(act, "lstm_step_backward")
-    if kernel is None:
-        return _ref.lstm_step_backward(act, c_all, c0, d_out, dh_mat, dc, dgates, t)
-    kernel(_buf(act), _buf(c_all), _buf(c0), _buf(d_out), _buf(dh_mat),
-           _out(dc, "lstm_step_backward"), _out(dgates, "lstm_step_backward"),
-           t, batch, hidden)  # fmt: skip
+    act._device.lstm_step_backward(
+        _buf(act),
+        _buf(c_all),
+        _buf(c0),
+        _buf(d_out),
+        _buf(dh_mat),
+        _out(dc, "lstm_step_backward"),
+        _out(dgates, "lstm_step_backward"),
+        t,
+        batch,
+        hidden,
+    )
 
 
 def rnn_step_forward(xw, hw, h_all, t, relu):
     """Elman step ``t``: h_t = relu or tanh of xw[t] + hw."""
     steps, batch, hidden = h_all.shape
     _check_steps("rnn_step_forward", t, steps)
-    kernel = _kernel(xw, "rnn_step_forward")
-    if kernel is None:
-        return _ref.rnn_step_forward(xw, hw, h_all, t, relu)
-    kernel(_buf(xw), _buf(hw), _out(h_all, "rnn_step_forward"), t, batch, hidden, bool(relu))
+    xw._device.rnn_step_forward(
+        _buf(xw), _buf(hw), _out(h_all, "rnn_step_forward"), t, batch, hidden, bool(relu)
+    )
 
 
 def rnn_step_backward(h_all, d_out, dh_mat, dgates, t, relu):
     """Gradient of Elman step ``t`` into dgates[t]."""
     steps, batch, hidden = h_all.shape
     _check_steps("rnn_step_backward", t, steps)
-    kernel = _kernel(h_all, "rnn_step_backward")
-    if kernel is None:
-        return _ref.rnn_step_backward(h_all, d_out, dh_mat, dgates, t, relu)
-    kernel(_buf(h_all), _buf(d_out), _buf(dh_mat), _out(dgates, "rnn_step_backward"),
-           t, batch, hidden, bool(relu))  # fmt: skip
+    h_all._device.rnn_step_backward(
+        _buf(h_all),
+        _buf(d_out),
+        _buf(dh_mat),
+        _out(dgates, "rnn_step_backward"),
+        t,
+        batch,
+        hidden,
+        bool(relu),
+    )
 
 
 def gru_step_forward(xw, hw, bhh, h0, act, h_all, t):
     """GRU step ``t`` (PyTorch's formula; ``bhh`` is the (1, 3H) hidden bias)."""
     steps, batch, hidden = h_all.shape
     _check_steps("gru_step_forward", t, steps)
-    kernel = _kernel(xw, "gru_step_forward")
-    if kernel is None:
-        return _ref.gru_step_forward(xw, hw, bhh, h0, act, h_all, t)
-    kernel(_buf(xw), _buf(hw), _buf(bhh), _buf(h0), _out(act, "gru_step_forward"),
-           _out(h_all, "gru_step_forward"), t, batch, hidden)  # fmt: skip
+    xw._device.gru_step_forward(
+        _buf(xw),
+        _buf(hw),
+        _buf(bhh),
+        _buf(h0),
+        _out(act, "gru_step_forward"),
+        _out(h_all, "gru_step_forward"),
+        t,
+        batch,
+        hidden,
+    )
 
 
 def gru_step_backward(act, h0, h_all, d_out, dh_mat, dh_carry, dgx, dgh, t):
     """Gradient of GRU step ``t``; ``dh_carry`` is read and written."""
     steps, batch, hidden = h_all.shape
     _check_steps("gru_step_backward", t, steps)
-    kernel = _kernel(act, "gru_step_backward")
-    if kernel is None:
-        return _ref.gru_step_backward(act, h0, h_all, d_out, dh_mat, dh_carry, dgx, dgh, t)
-    kernel(_buf(act), _buf(h0), _buf(h_all), _buf(d_out), _buf(dh_mat),
-           _out(dh_carry, "gru_step_backward"), _out(dgx, "gru_step_backward"),
-           _out(dgh, "gru_step_backward"), t, batch, hidden)  # fmt: skip
+    act._device.gru_step_backward(
+        _buf(act),
+        _buf(h0),
+        _buf(h_all),
+        _buf(d_out),
+        _buf(dh_mat),
+        _out(dh_carry, "gru_step_backward"),
+        _out(dgx, "gru_step_backward"),
+        _out(dgh, "gru_step_backward"),
+        t,
+        batch,
+        hidden,
+    )
 
 
 def _index_buffer(idx, like):
@@ -119,22 +142,14 @@ def gather_rows(table, idx):
     """Rows of ``table (V, D)`` at the N indices of ``idx`` (any shape): ``(*idx.shape, D)``."""
     rows, dim = table.shape
     n = idx.size
-    kernel = _kernel(table, "gather_rows")
-    if kernel is None:  # the NumPy reference on host copies (small tables)
-        rows_np = _ref.gather_rows(table.numpy(), idx.numpy())
-        return NDArray(rows_np, device=table._device, dtype=table.dtype)
     out = NDArray._fresh((n, dim), table._device, table._handle.dtype)
-    kernel(_buf(table), _index_buffer(idx, table), out._handle, rows, dim)
+    table._device.gather_rows(_buf(table), _index_buffer(idx, table), out._handle, rows, dim)
     return out.reshape((*idx.shape, dim))
 
 
 def scatter_add_rows(grad, idx, rows):
     """``(rows, D)`` zeros with row k of ``grad`` (N, D) added to row ``idx[k]``."""
     n, dim = grad.shape
-    kernel = _kernel(grad, "scatter_add_rows")
-    if kernel is None:  # the NumPy reference on host copies
-        total = _ref.scatter_add_rows(grad.numpy(), idx.numpy(), rows)
-        return NDArray(total, device=grad._device, dtype=grad.dtype)
     out = NDArray._fresh((rows, dim), grad._device, grad._handle.dtype)
-    kernel(_buf(grad), _index_buffer(idx, grad), out._handle, rows, dim)
+    grad._device.scatter_add_rows(_buf(grad), _index_buffer(idx, grad), out._handle, rows, dim)
     return out
