@@ -256,28 +256,72 @@ _OWN = ("optimizer", "compression", "share", "_groups", "_collective_calls")
 
 
 class _Group:
-    """The parameters of one dtype and their flat host buffer, laid out once:
+    """The parameters of one dtype and their flat buffer, laid out once:
     ``[gradients (total) | one presence flag per parameter]`` (the flags say which
-    parameters had a gradient on some rank)."""
+    parameters had a gradient on some rank).
+
+    When every gradient is an NDArray on the C++ CPU device, the buffer is such an NDArray and
+    MPI reduces its memory in place: packing is one copy per gradient into the buffer, and
+    the averaged gradients handed back are views of it (valid until the next ``step()``, as
+    PyTorch's ``gradient_as_bucket_view``). Otherwise (another device, a missing gradient)
+    the gradients go through a NumPy buffer by copies.
+    """
 
     def __init__(self, params: List[Tensor], dtype: str, compression: Optional[str]):
         self.params = params
         self.dtype = dtype
         self.sizes = [int(np.prod(p.shape)) for p in params]
         self.total = sum(self.sizes)
-        self.buffer = np.zeros(self.total + len(params), dtype=dtype)
-        self.wire = self.buffer if compression is None else np.zeros(self.buffer.size, np.float16)
-        self.device_flat = None  # a reused device array for the one-transfer pack/unpack
+        self.compression = compression
+        self.host = np.zeros(self.total + len(params), dtype=dtype)  # the copying path's buffer
+        self.flat = None  # NDArray: the device path's buffer (gradients then flags)
+        self.views = []
+        self.flat_host = None  # NumPy view of self.flat's memory (C++ CPU device only)
+        self.buffer = self.host  # the buffer of the current step (host or flat_host)
+        self.wire = None if compression is None else np.zeros(self.host.size, np.float16)
+
+    def _device_arrays(self, grads):
+        from .backend_ndarray.ndarray import NDArray
+
+        if any(g is None for g in grads):
+            return None
+        arrays = [g.realize_cached_data() for g in grads]
+        if not all(isinstance(a, NDArray) for a in arrays):
+            return None
+        device = arrays[0].device
+        if any(a.device != device or a.dtype != self.dtype for a in arrays):
+            return None
+        if self.flat is None or self.flat.device != device:
+            size = self.total + len(self.params)
+            self.flat = NDArray.make((size,), device=device, dtype=self.dtype)
+            self.flat_host = _host_view(self.flat)
+            self.views, offset = [], 0  # each parameter's piece of the buffer, made once
+            for p, n in zip(self.params, self.sizes):
+                self.views.append(self.flat[offset : offset + n].reshape(p.shape))
+                offset += n
+        return arrays
 
     def pack(self, share: float) -> None:
+        from .backend_ndarray.ndarray import concat_flat
+
         grads = [getattr(p, "grad", None) for p in self.params]
-        flags = self.buffer[self.total :]
-        if all(g is not None for g in grads) and self._pack_on_device(grads, share):
-            flags[:] = 1.0
+        arrays = self._device_arrays(grads)
+        if arrays is not None:
+            concat_flat(arrays, out=self.flat[: self.total])
+            if self.flat_host is not None:
+                self.buffer = self.flat_host
+                if share != 1.0:
+                    self.buffer[: self.total] *= share
+            else:
+                self.buffer = self.host
+                np.multiply(self.flat[: self.total].numpy(), share, out=self.host[: self.total])
+            self.buffer[self.total :] = 1.0
         else:
+            self.buffer = self.host
+            flags = self.host[self.total :]
             offset = 0
             for i, (g, n) in enumerate(zip(grads, self.sizes)):
-                segment = self.buffer[offset : offset + n]
+                segment = self.host[offset : offset + n]
                 if g is None:
                     segment[:] = 0.0
                     flags[i] = 0.0
@@ -285,36 +329,22 @@ class _Group:
                     np.multiply(_host(g).ravel(), share, out=segment, casting="unsafe")
                     flags[i] = 1.0
                 offset += n
-        if self.wire is not self.buffer:
+        if self.wire is not None:
             np.copyto(self.wire, self.buffer, casting="unsafe")
 
-    def _pack_on_device(self, grads, share) -> bool:
-        """Gather the gradients into one device array and copy it to the host at once."""
-        from .backend_ndarray.ndarray import NDArray, concat_flat
-
-        arrays = [g.realize_cached_data() for g in grads]
-        if not all(isinstance(a, NDArray) for a in arrays):
-            return False
-        device = arrays[0].device
-        if any(a.device != device or a.dtype != self.dtype for a in arrays):
-            return False
-        if self.device_flat is None or self.device_flat.device != device:
-            self.device_flat = NDArray.make((self.total,), device=device, dtype=self.dtype)
-        concat_flat(arrays, out=self.device_flat)
-        np.multiply(self.device_flat.numpy(), share, out=self.buffer[: self.total])
-        return True
+    def message(self) -> np.ndarray:
+        """The array MPI reduces in place this step."""
+        return self.buffer if self.wire is None else self.wire
 
     def unpack(self) -> None:
-        if self.wire is not self.buffer:
+        if self.wire is not None:
             np.copyto(self.buffer, self.wire, casting="unsafe")
         flags = self.buffer[self.total :]
-        if self.device_flat is not None and bool(np.all(flags > 0)):
-            from .backend_ndarray.ndarray import split_flat
-
-            self.device_flat.device.from_numpy(self.buffer[: self.total], self.device_flat._handle)
-            pieces = split_flat(self.device_flat, [p.shape for p in self.params])
-            for p, piece in zip(self.params, pieces):
-                p.grad = Tensor.make_const(piece)
+        if self.flat is not None and bool(np.all(flags > 0)):
+            if self.buffer is self.host:  # a device without a host view: copy back once
+                self.flat.device.from_numpy(self.host, self.flat._handle)
+            for p, view in zip(self.params, self.views):
+                p.grad = Tensor.make_const(view)
             return
         offset = 0
         for p, n, flag in zip(self.params, self.sizes, flags):
@@ -324,6 +354,21 @@ class _Group:
             else:
                 p.grad = None
             offset += n
+
+
+def _host_view(array):
+    """A NumPy array over an NDArray's memory when that memory is the process's own (the C++
+    CPU device), else None."""
+    if array.device.name != "cpu" or not hasattr(array._handle, "ptr"):
+        return None
+    import ctypes
+
+    ctype = {"float32": ctypes.c_float, "float64": ctypes.c_double}.get(array.dtype)
+    if ctype is None:
+        return None
+    n = int(np.prod(array.shape))
+    memory = (ctype * n).from_address(array._handle.ptr() + array._offset * ctypes.sizeof(ctype))
+    return np.ctypeslib.as_array(memory)
 
 
 class DistributedOptimizer:
@@ -388,8 +433,9 @@ class DistributedOptimizer:
         share = (1.0 / comm.Get_size()) if self.share is None else float(self.share)
         for group in self._layout():
             group.pack(share)
-            datatype = _mpi_type(MPI, group.wire.dtype)
-            comm.Allreduce(MPI.IN_PLACE, [group.wire, datatype], op=_sum_op(MPI, datatype))
+            message = group.message()
+            datatype = _mpi_type(MPI, message.dtype)
+            comm.Allreduce(MPI.IN_PLACE, [message, datatype], op=_sum_op(MPI, datatype))
             object.__setattr__(self, "_collective_calls", self._collective_calls + 1)
             group.unpack()
 
