@@ -1,16 +1,16 @@
-// The C++ CPU backend: the Array type, argument checks and the PYBIND11_MODULE function
-// table.  Kernels live in src/cpu/*.h.  Every bound function checks its buffers' sizes,
-// dtypes and geometry before any kernel runs, so no call from Python can read or write out
-// of bounds: bad sizes raise ValueError, views reaching outside a buffer IndexError, dtype
-// mismatches TypeError.  Long kernels release the GIL.
+// The C++ CPU backend: the bound functions (argument checks, then a kernel) and the
+// PYBIND11_MODULE function table.  The Array type is in cpu/array.h, the sequence kernels'
+// bound functions in cpu/sequence_bindings.h, the kernels in src/cpu/*.h.  Every bound
+// function checks its buffers' sizes, dtypes and geometry before any kernel runs, so no call
+// from Python can read or write out of bounds: bad sizes raise ValueError, views reaching
+// outside a buffer IndexError, dtype mismatches TypeError.  Long kernels release the GIL.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <optional>
-
 #include "common/checks.h"
 #include "common/geometry.h"
+#include "cpu/array.h"
 #include "cpu/common.h"
 #include "cpu/conv.h"
 #include "cpu/elementwise.h"
@@ -18,7 +18,7 @@
 #include "cpu/gemm.h"
 #include "cpu/pool.h"
 #include "cpu/reduce.h"
-#include "cpu/sequence.h"
+#include "cpu/sequence_bindings.h"
 #include "cpu/strided.h"
 
 namespace py = pybind11;
@@ -26,65 +26,6 @@ using namespace pybind11::literals;
 
 namespace needle {
 namespace cpu {
-
-using Shape = std::vector<std::int64_t>;
-
-/// A flat, 64-byte aligned buffer of `size` float32 or float64 elements from the pool.
-class Array {
- public:
-  Array(std::int64_t size, DType dtype) : size_(size), dtype_(dtype) {
-    check_nonneg("Array", "size", size);
-    bytes_ = std::size_t(checked_mul("Array", std::max<std::int64_t>(size, 1),
-                                     std::int64_t(dtype_bytes(dtype))));
-    ptr_ = BufferPool::instance().acquire(bytes_);
-  }
-  ~Array() { BufferPool::instance().release(ptr_, bytes_); }
-  Array(const Array&) = delete;
-  Array& operator=(const Array&) = delete;
-
-  std::int64_t size() const { return size_; }
-  DType dtype() const { return dtype_; }
-  std::uintptr_t address() const { return reinterpret_cast<std::uintptr_t>(ptr_); }
-  template <class T>
-  T* data() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  std::int64_t size_;
-  DType dtype_;
-  std::size_t bytes_;
-  void* ptr_;
-};
-
-DType dtype_from_object(const py::object& obj) {
-  if (py::isinstance<py::str>(obj)) return parse_dtype(obj.cast<std::string>());
-  try {
-    py::object np_dtype = py::module_::import("numpy").attr("dtype")(obj);
-    return parse_dtype(np_dtype.attr("name").cast<std::string>());
-  } catch (const py::error_already_set&) {
-    throw DTypeError("Array: unsupported dtype " + std::string(py::repr(obj)));
-  }
-}
-
-/// TypeError unless every array has the dtype of the first.
-void check_dtypes(const char* fn, std::initializer_list<const Array*> arrays) {
-  DType d = (*arrays.begin())->dtype();
-  for (const Array* a : arrays)
-    if (a->dtype() != d) {
-      std::string msg = std::string(fn) + ": dtype mismatch:";
-      for (const Array* b : arrays) msg += std::string(" ") + dtype_name(b->dtype());
-      throw DTypeError(msg);
-    }
-}
-
-/// Releases the GIL for the lifetime of the object when `work` is large.
-struct ReleaseGil {
-  explicit ReleaseGil(std::int64_t work) {
-    if (work >= (1 << 14)) release.emplace();
-  }
-  std::optional<py::gil_scoped_release> release;
-};
 
 // ---- conversion, fill, strided copies -------------------------------------------------------
 
@@ -431,167 +372,6 @@ void adam_step_array(const Array& param, const Array& grad, const Array& m, cons
     using T = decltype(tag);
     adam_step(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), hyper.data(),
               param_out.data<T>(), m_out.data<T>(), v_out.data<T>(), n);
-  });
-}
-
-// ---- sequence kernels (src/cpu/sequence.h) ------------------------------------------------------
-// (T, B, W) buffers are row-major and reach at least step t; step t starts at t·B·W.  The
-// previous state of step 0 is the initial state (c0 / h0), of step t > 0 step t − 1.
-
-void lstm_step_forward_array(const Array& xw, const Array& hw, const Array& c0, Array& act,
-                             Array& c_all, Array& h_all, std::int64_t t, std::int64_t batch,
-                             std::int64_t hidden) {
-  const char* fn = "lstm_step_forward";
-  check_dtypes(fn, {&xw, &hw, &c0, &act, &c_all, &h_all});
-  const StepSizes s = check_step(fn, t, batch, hidden, 4);
-  check_steps(fn, "xw", xw.size(), t, s.gates);
-  check_size(fn, "hw", hw.size(), s.gates);
-  check_size(fn, "c0", c0.size(), s.state);
-  check_steps(fn, "act", act.size(), t, s.gates);
-  check_steps(fn, "c_all", c_all.size(), t, s.state);
-  check_steps(fn, "h_all", h_all.size(), t, s.state);
-  ReleaseGil nogil(s.gates);
-  dispatch(xw.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    T* c = c_all.data<T>();
-    const T* c_prev = t == 0 ? c0.data<T>() : c + (t - 1) * s.state;
-    lstm_step_forward(xw.data<T>() + t * s.gates, hw.data<T>(), c_prev,
-                      act.data<T>() + t * s.gates, c + t * s.state,
-                      h_all.data<T>() + t * s.state, batch, hidden);
-  });
-}
-
-void lstm_step_backward_array(const Array& act, const Array& c_all, const Array& c0,
-                              const Array& d_out, const Array& dh_mat, Array& dc, Array& dgates,
-                              std::int64_t t, std::int64_t batch, std::int64_t hidden) {
-  const char* fn = "lstm_step_backward";
-  check_dtypes(fn, {&act, &c_all, &c0, &d_out, &dh_mat, &dc, &dgates});
-  const StepSizes s = check_step(fn, t, batch, hidden, 4);
-  check_steps(fn, "act", act.size(), t, s.gates);
-  check_steps(fn, "c_all", c_all.size(), t, s.state);
-  check_size(fn, "c0", c0.size(), s.state);
-  check_steps(fn, "d_out", d_out.size(), t, s.state);
-  check_size(fn, "dh_mat", dh_mat.size(), s.state);
-  check_size(fn, "dc", dc.size(), s.state);
-  check_steps(fn, "dgates", dgates.size(), t, s.gates);
-  ReleaseGil nogil(s.gates);
-  dispatch(act.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* c = c_all.data<T>();
-    const T* c_prev = t == 0 ? c0.data<T>() : c + (t - 1) * s.state;
-    lstm_step_backward(act.data<T>() + t * s.gates, c + t * s.state, c_prev,
-                       d_out.data<T>() + t * s.state, dh_mat.data<T>(), dc.data<T>(),
-                       dgates.data<T>() + t * s.gates, batch, hidden);
-  });
-}
-
-void rnn_step_forward_array(const Array& xw, const Array& hw, Array& h_all, std::int64_t t,
-                            std::int64_t batch, std::int64_t hidden, bool relu) {
-  const char* fn = "rnn_step_forward";
-  check_dtypes(fn, {&xw, &hw, &h_all});
-  const StepSizes s = check_step(fn, t, batch, hidden, 1);
-  check_steps(fn, "xw", xw.size(), t, s.state);
-  check_size(fn, "hw", hw.size(), s.state);
-  check_steps(fn, "h_all", h_all.size(), t, s.state);
-  ReleaseGil nogil(s.state);
-  dispatch(xw.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    rnn_step_forward(xw.data<T>() + t * s.state, hw.data<T>(), h_all.data<T>() + t * s.state,
-                     batch, hidden, relu);
-  });
-}
-
-void rnn_step_backward_array(const Array& h_all, const Array& d_out, const Array& dh_mat,
-                             Array& dgates, std::int64_t t, std::int64_t batch,
-                             std::int64_t hidden, bool relu) {
-  const char* fn = "rnn_step_backward";
-  check_dtypes(fn, {&h_all, &d_out, &dh_mat, &dgates});
-  const StepSizes s = check_step(fn, t, batch, hidden, 1);
-  check_steps(fn, "h_all", h_all.size(), t, s.state);
-  check_steps(fn, "d_out", d_out.size(), t, s.state);
-  check_size(fn, "dh_mat", dh_mat.size(), s.state);
-  check_steps(fn, "dgates", dgates.size(), t, s.state);
-  ReleaseGil nogil(s.state);
-  dispatch(h_all.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    rnn_step_backward(h_all.data<T>() + t * s.state, d_out.data<T>() + t * s.state,
-                      dh_mat.data<T>(), dgates.data<T>() + t * s.state, batch, hidden, relu);
-  });
-}
-
-void gru_step_forward_array(const Array& xw, const Array& hw, const Array& bhh, const Array& h0,
-                            Array& act, Array& h_all, std::int64_t t, std::int64_t batch,
-                            std::int64_t hidden) {
-  const char* fn = "gru_step_forward";
-  check_dtypes(fn, {&xw, &hw, &bhh, &h0, &act, &h_all});
-  const StepSizes s = check_step(fn, t, batch, hidden, 3);
-  check_steps(fn, "xw", xw.size(), t, s.gates);
-  check_size(fn, "hw", hw.size(), s.gates);
-  check_size(fn, "bhh", bhh.size(), checked_mul(fn, 3, hidden));
-  check_size(fn, "h0", h0.size(), s.state);
-  check_steps(fn, "act", act.size(), t, s.gates + s.state);
-  check_steps(fn, "h_all", h_all.size(), t, s.state);
-  ReleaseGil nogil(s.gates);
-  dispatch(xw.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    T* h = h_all.data<T>();
-    const T* h_prev = t == 0 ? h0.data<T>() : h + (t - 1) * s.state;
-    gru_step_forward(xw.data<T>() + t * s.gates, hw.data<T>(), bhh.data<T>(), h_prev,
-                     act.data<T>() + t * (s.gates + s.state), h + t * s.state, batch, hidden);
-  });
-}
-
-void gru_step_backward_array(const Array& act, const Array& h0, const Array& h_all,
-                             const Array& d_out, const Array& dh_mat, Array& dh_carry,
-                             Array& dgx, Array& dgh, std::int64_t t, std::int64_t batch,
-                             std::int64_t hidden) {
-  const char* fn = "gru_step_backward";
-  check_dtypes(fn, {&act, &h0, &h_all, &d_out, &dh_mat, &dh_carry, &dgx, &dgh});
-  const StepSizes s = check_step(fn, t, batch, hidden, 3);
-  check_steps(fn, "act", act.size(), t, s.gates + s.state);
-  check_size(fn, "h0", h0.size(), s.state);
-  check_steps(fn, "h_all", h_all.size(), t, s.state);
-  check_steps(fn, "d_out", d_out.size(), t, s.state);
-  check_size(fn, "dh_mat", dh_mat.size(), s.state);
-  check_size(fn, "dh_carry", dh_carry.size(), s.state);
-  check_steps(fn, "dgx", dgx.size(), t, s.gates);
-  check_steps(fn, "dgh", dgh.size(), t, s.gates);
-  ReleaseGil nogil(s.gates);
-  dispatch(act.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* h = h_all.data<T>();
-    const T* h_prev = t == 0 ? h0.data<T>() : h + (t - 1) * s.state;
-    gru_step_backward(act.data<T>() + t * (s.gates + s.state), h_prev,
-                      d_out.data<T>() + t * s.state, dh_mat.data<T>(), dh_carry.data<T>(),
-                      dgx.data<T>() + t * s.gates, dgh.data<T>() + t * s.gates, batch, hidden);
-  });
-}
-
-void gather_rows_array(const Array& table, const Array& idx, Array& out, std::int64_t rows,
-                       std::int64_t dim) {
-  const char* fn = "gather_rows";
-  check_dtypes(fn, {&table, &idx, &out});
-  check_size(fn, "table", table.size(), checked_prod(fn, {rows, dim}));
-  check_size(fn, "out", out.size(), checked_mul(fn, idx.size(), dim));
-  ReleaseGil nogil(idx.size() * dim);
-  dispatch(table.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    check_row_indices(fn, idx.data<T>(), idx.size(), rows);
-    gather_rows(table.data<T>(), idx.data<T>(), out.data<T>(), idx.size(), dim);
-  });
-}
-
-void scatter_add_rows_array(const Array& grad, const Array& idx, Array& out, std::int64_t rows,
-                            std::int64_t dim) {
-  const char* fn = "scatter_add_rows";
-  check_dtypes(fn, {&grad, &idx, &out});
-  check_size(fn, "grad", grad.size(), checked_mul(fn, idx.size(), checked_prod(fn, {dim})));
-  check_size(fn, "out", out.size(), checked_prod(fn, {rows, dim}));
-  ReleaseGil nogil(idx.size() * dim);
-  dispatch(grad.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    check_row_indices(fn, idx.data<T>(), idx.size(), rows);
-    scatter_add_rows(grad.data<T>(), idx.data<T>(), out.data<T>(), idx.size(), rows, dim);
   });
 }
 

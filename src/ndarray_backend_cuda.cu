@@ -1,6 +1,7 @@
-// The CUDA backend module: the Array type (device memory from the pool), host-side argument
-// checks, and the PYBIND11_MODULE table with the same names and argument order as
-// python/needle/backend_ndarray/ndarray_backend_numpy.py. Kernels live in src/cuda/*.cuh.
+// The CUDA backend module: host-side argument checks and the PYBIND11_MODULE table, with the
+// same names and argument order as python/needle/backend_ndarray/ndarray_backend_numpy.py.
+// The Array type (device memory from the pool) is in cuda/array.cuh, the sequence kernels'
+// bound functions in cuda/sequence_bindings.cuh, the kernels in src/cuda/*.cuh.
 //
 // Errors: std::invalid_argument -> ValueError, std::out_of_range -> IndexError,
 // py::type_error -> TypeError, CUDA failures -> RuntimeError. Kernels run asynchronously on
@@ -18,6 +19,7 @@
 
 #include "common/checks.h"
 #include "common/geometry.h"
+#include "cuda/array.cuh"
 #include "cuda/common.cuh"
 #include "cuda/conv.cuh"
 #include "cuda/elementwise.cuh"
@@ -25,7 +27,7 @@
 #include "cuda/gemm.cuh"
 #include "cuda/pool.cuh"
 #include "cuda/reduce.cuh"
-#include "cuda/sequence.cuh"
+#include "cuda/sequence_bindings.cuh"
 #include "cuda/strided.cuh"
 
 namespace py = pybind11;
@@ -35,54 +37,6 @@ using namespace needle::cuda;
 namespace {
 
 constexpr int kTile = 8;  // block size of the course's tiled matmul layout
-
-enum class DType { f32, f64 };
-
-DType parse_dtype(const std::string& name) {
-  if (name == "float32") return DType::f32;
-  if (name == "float64") return DType::f64;
-  throw py::type_error("Array: unsupported dtype '" + name +
-                       "'; expected one of ('float32', 'float64')");
-}
-
-// A flat device buffer of `size` elements of `dtype`.
-struct CudaArray {
-  CudaArray(int64_t n, const std::string& dtype_name) : dtype(parse_dtype(dtype_name)) {
-    if (n < 0) {
-      throw std::invalid_argument("Array: size must be non-negative, got " + std::to_string(n));
-    }
-    size = n;
-    ptr = DevicePool::instance().allocate(bytes());
-  }
-  ~CudaArray() { DevicePool::instance().release(ptr, bytes()); }
-  CudaArray(const CudaArray&) = delete;
-  CudaArray& operator=(const CudaArray&) = delete;
-
-  size_t itemsize() const { return dtype == DType::f32 ? sizeof(float) : sizeof(double); }
-  size_t bytes() const { return static_cast<size_t>(size) * itemsize(); }
-  std::string dtype_name() const { return dtype == DType::f32 ? "float32" : "float64"; }
-  template <class T>
-  T* data() const { return static_cast<T*>(ptr); }
-
-  void* ptr = nullptr;
-  int64_t size = 0;
-  DType dtype;
-};
-
-// Runs f(float{}) or f(double{}) for the buffer's dtype.
-template <class F>
-auto dispatch(DType dtype, F&& f) {
-  if (dtype == DType::f32) return f(float{});
-  return f(double{});
-}
-
-// ---- argument checks (the shared ones are in src/common/checks.h) ---------------------
-void check_dtypes(const char* fn, const CudaArray& a, const CudaArray& out) {
-  if (a.dtype != out.dtype) {
-    throw py::type_error(std::string(fn) + ": dtype mismatch, " + a.dtype_name() + " input vs " +
-                         out.dtype_name() + " out");
-  }
-}
 
 // ---- conversion and strided copies ---------------------------------------------------------
 py::object to_numpy(const CudaArray& a, const std::vector<int64_t>& shape,
@@ -385,174 +339,6 @@ void adam_step_fn(const CudaArray& param, const CudaArray& grad, const CudaArray
     using T = decltype(tag);
     launch_adam_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), hyper.data(),
                         param_out.data<T>(), m_out.data<T>(), v_out.data<T>(), n);
-  });
-}
-
-// ---- sequence kernels (src/cuda/sequence.cuh) --------------------------------------------
-// (T, B, W) buffers are row-major and reach at least step t; step t starts at t·B·W.  The
-// previous state of step 0 is the initial state (c0 / h0), of step t > 0 step t − 1.
-
-// The dtype of every array equals the first one's (TypeError naming both otherwise).
-void check_dtypes_all(const char* fn, std::initializer_list<const CudaArray*> arrays) {
-  for (const CudaArray* a : arrays) check_dtypes(fn, **arrays.begin(), *a);
-}
-
-// The buffer's elements on the host (small: the row indices the embedding kernels check).
-template <class T>
-std::vector<T> host_copy(const CudaArray& a) {
-  std::vector<T> host(static_cast<size_t>(a.size));
-  if (a.size) CUDA_CHECK(cudaMemcpy(host.data(), a.data<T>(), a.size * sizeof(T),
-                                    cudaMemcpyDeviceToHost));
-  return host;
-}
-
-void lstm_step_forward_fn(const CudaArray& xw, const CudaArray& hw, const CudaArray& c0,
-                          CudaArray& act, CudaArray& c_all, CudaArray& h_all, int64_t t,
-                          int64_t batch, int64_t hidden) {
-  const char* fn = "lstm_step_forward";
-  check_dtypes_all(fn, {&xw, &hw, &c0, &act, &c_all, &h_all});
-  const StepSizes s = check_step(fn, t, batch, hidden, 4);
-  check_steps(fn, "xw", xw.size, t, s.gates);
-  check_size(fn, "hw", hw.size, s.gates);
-  check_size(fn, "c0", c0.size, s.state);
-  check_steps(fn, "act", act.size, t, s.gates);
-  check_steps(fn, "c_all", c_all.size, t, s.state);
-  check_steps(fn, "h_all", h_all.size, t, s.state);
-  dispatch(xw.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    T* c = c_all.data<T>();
-    const T* c_prev = t == 0 ? c0.data<T>() : c + (t - 1) * s.state;
-    launch_lstm_step_forward<T>(xw.data<T>() + t * s.gates, hw.data<T>(), c_prev,
-                      act.data<T>() + t * s.gates, c + t * s.state,
-                      h_all.data<T>() + t * s.state, batch, hidden);
-  });
-}
-
-void lstm_step_backward_fn(const CudaArray& act, const CudaArray& c_all, const CudaArray& c0,
-                           const CudaArray& d_out, const CudaArray& dh_mat, CudaArray& dc,
-                           CudaArray& dgates, int64_t t, int64_t batch, int64_t hidden) {
-  const char* fn = "lstm_step_backward";
-  check_dtypes_all(fn, {&act, &c_all, &c0, &d_out, &dh_mat, &dc, &dgates});
-  const StepSizes s = check_step(fn, t, batch, hidden, 4);
-  check_steps(fn, "act", act.size, t, s.gates);
-  check_steps(fn, "c_all", c_all.size, t, s.state);
-  check_size(fn, "c0", c0.size, s.state);
-  check_steps(fn, "d_out", d_out.size, t, s.state);
-  check_size(fn, "dh_mat", dh_mat.size, s.state);
-  check_size(fn, "dc", dc.size, s.state);
-  check_steps(fn, "dgates", dgates.size, t, s.gates);
-  dispatch(act.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const T* c = c_all.data<T>();
-    const T* c_prev = t == 0 ? c0.data<T>() : c + (t - 1) * s.state;
-    launch_lstm_step_backward<T>(act.data<T>() + t * s.gates, c + t * s.state, c_prev,
-                       d_out.data<T>() + t * s.state, dh_mat.data<T>(), dc.data<T>(),
-                       dgates.data<T>() + t * s.gates, batch, hidden);
-  });
-}
-
-void rnn_step_forward_fn(const CudaArray& xw, const CudaArray& hw, CudaArray& h_all, int64_t t,
-                         int64_t batch, int64_t hidden, bool relu) {
-  const char* fn = "rnn_step_forward";
-  check_dtypes_all(fn, {&xw, &hw, &h_all});
-  const StepSizes s = check_step(fn, t, batch, hidden, 1);
-  check_steps(fn, "xw", xw.size, t, s.state);
-  check_size(fn, "hw", hw.size, s.state);
-  check_steps(fn, "h_all", h_all.size, t, s.state);
-  dispatch(xw.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    launch_rnn_step_forward<T>(xw.data<T>() + t * s.state, hw.data<T>(),
-                               h_all.data<T>() + t * s.state,
-                     s.state, relu);
-  });
-}
-
-void rnn_step_backward_fn(const CudaArray& h_all, const CudaArray& d_out, const CudaArray& dh_mat,
-                          CudaArray& dgates, int64_t t, int64_t batch, int64_t hidden, bool relu) {
-  const char* fn = "rnn_step_backward";
-  check_dtypes_all(fn, {&h_all, &d_out, &dh_mat, &dgates});
-  const StepSizes s = check_step(fn, t, batch, hidden, 1);
-  check_steps(fn, "h_all", h_all.size, t, s.state);
-  check_steps(fn, "d_out", d_out.size, t, s.state);
-  check_size(fn, "dh_mat", dh_mat.size, s.state);
-  check_steps(fn, "dgates", dgates.size, t, s.state);
-  dispatch(h_all.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    launch_rnn_step_backward<T>(h_all.data<T>() + t * s.state, d_out.data<T>() + t * s.state,
-                      dh_mat.data<T>(), dgates.data<T>() + t * s.state, s.state, relu);
-  });
-}
-
-void gru_step_forward_fn(const CudaArray& xw, const CudaArray& hw, const CudaArray& bhh,
-                         const CudaArray& h0, CudaArray& act, CudaArray& h_all, int64_t t,
-                         int64_t batch, int64_t hidden) {
-  const char* fn = "gru_step_forward";
-  check_dtypes_all(fn, {&xw, &hw, &bhh, &h0, &act, &h_all});
-  const StepSizes s = check_step(fn, t, batch, hidden, 3);
-  check_steps(fn, "xw", xw.size, t, s.gates);
-  check_size(fn, "hw", hw.size, s.gates);
-  check_size(fn, "bhh", bhh.size, checked_mul(fn, 3, hidden));
-  check_size(fn, "h0", h0.size, s.state);
-  check_steps(fn, "act", act.size, t, s.gates + s.state);
-  check_steps(fn, "h_all", h_all.size, t, s.state);
-  dispatch(xw.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    T* h = h_all.data<T>();
-    const T* h_prev = t == 0 ? h0.data<T>() : h + (t - 1) * s.state;
-    launch_gru_step_forward<T>(xw.data<T>() + t * s.gates, hw.data<T>(), bhh.data<T>(), h_prev,
-                     act.data<T>() + t * (s.gates + s.state), h + t * s.state, batch, hidden);
-  });
-}
-
-void gru_step_backward_fn(const CudaArray& act, const CudaArray& h0, const CudaArray& h_all,
-                          const CudaArray& d_out, const CudaArray& dh_mat, CudaArray& dh_carry,
-                          CudaArray& dgx, CudaArray& dgh, int64_t t, int64_t batch,
-                          int64_t hidden) {
-  const char* fn = "gru_step_backward";
-  check_dtypes_all(fn, {&act, &h0, &h_all, &d_out, &dh_mat, &dh_carry, &dgx, &dgh});
-  const StepSizes s = check_step(fn, t, batch, hidden, 3);
-  check_steps(fn, "act", act.size, t, s.gates + s.state);
-  check_size(fn, "h0", h0.size, s.state);
-  check_steps(fn, "h_all", h_all.size, t, s.state);
-  check_steps(fn, "d_out", d_out.size, t, s.state);
-  check_size(fn, "dh_mat", dh_mat.size, s.state);
-  check_size(fn, "dh_carry", dh_carry.size, s.state);
-  check_steps(fn, "dgx", dgx.size, t, s.gates);
-  check_steps(fn, "dgh", dgh.size, t, s.gates);
-  dispatch(act.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const T* h = h_all.data<T>();
-    const T* h_prev = t == 0 ? h0.data<T>() : h + (t - 1) * s.state;
-    launch_gru_step_backward<T>(act.data<T>() + t * (s.gates + s.state), h_prev,
-                      d_out.data<T>() + t * s.state, dh_mat.data<T>(), dh_carry.data<T>(),
-                      dgx.data<T>() + t * s.gates, dgh.data<T>() + t * s.gates, batch, hidden);
-  });
-}
-
-void gather_rows_fn(const CudaArray& table, const CudaArray& idx, CudaArray& out, int64_t rows,
-                    int64_t dim) {
-  const char* fn = "gather_rows";
-  check_dtypes_all(fn, {&table, &idx, &out});
-  check_size(fn, "table", table.size, checked_prod(fn, {rows, dim}));
-  check_size(fn, "out", out.size, checked_mul(fn, idx.size, dim));
-  dispatch(table.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    check_row_indices(fn, host_copy<T>(idx).data(), idx.size, rows);
-    launch_gather_rows<T>(table.data<T>(), idx.data<T>(), out.data<T>(), idx.size, dim);
-  });
-}
-
-void scatter_add_rows_fn(const CudaArray& grad, const CudaArray& idx, CudaArray& out, int64_t rows,
-                         int64_t dim) {
-  const char* fn = "scatter_add_rows";
-  check_dtypes_all(fn, {&grad, &idx, &out});
-  check_size(fn, "grad", grad.size, checked_mul(fn, idx.size, checked_prod(fn, {dim})));
-  check_size(fn, "out", out.size, checked_prod(fn, {rows, dim}));
-  dispatch(grad.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    check_row_indices(fn, host_copy<T>(idx).data(), idx.size, rows);
-    launch_fill<T>(out.data<T>(), T(0), checked_mul(fn, rows, dim));
-    launch_scatter_add_rows<T>(grad.data<T>(), idx.data<T>(), out.data<T>(), idx.size, dim);
   });
 }
 
