@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from tests.backend_ndarray.raw_buffers import get, put
+from tests.backend_ndarray.raw_buffers import Out, call, get, put
 from tests.conv_reference import out_size
 
 from needle.backend_ndarray import all_devices
@@ -21,7 +21,6 @@ from needle.backend_ndarray import ndarray_backend_numpy as ref
 DEVICES = all_devices()
 COMPILED = [d for d in DEVICES if d.name != "cpu_numpy"]
 DTYPES = ("float32", "float64")
-SENTINEL = 12345.0
 
 
 def dev_id(d):
@@ -33,32 +32,6 @@ def tol(dtype, scale=1.0):
         rtol=2e-5 if dtype == "float32" else 1e-12,
         atol=(2e-5 if dtype == "float32" else 1e-12) * scale,
     )
-
-
-class Out:
-    """An output buffer of ``size`` elements, initially ``init`` (or the sentinel)."""
-
-    def __init__(self, size, init=None):
-        self.size, self.init = size, init
-
-
-def call(mod, name, dtype, *args):
-    """Run mod.name on buffers made from the numpy arrays / Out specs in args; return outputs."""
-    real, outs = [], []
-    for a in args:
-        if isinstance(a, Out):
-            init = np.full(a.size, SENTINEL) if a.init is None else a.init
-            buf = put(mod, init, dtype)
-            outs.append(buf)
-            real.append(buf)
-        elif isinstance(a, np.ndarray):
-            real.append(put(mod, a, dtype))
-        else:
-            real.append(a)
-    getattr(mod, name)(*real)
-    if hasattr(mod, "synchronize"):
-        mod.synchronize()
-    return [get(mod, b) for b in outs]
 
 
 def check(device, name, dtype, *args, scale=1.0):

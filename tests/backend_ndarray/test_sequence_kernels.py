@@ -6,43 +6,18 @@ or writes another step, fails."""
 
 import numpy as np
 import pytest
-from tests.backend_ndarray.raw_buffers import get, put
+from tests.backend_ndarray.raw_buffers import Out, call, put
 
 from needle.backend_ndarray import all_devices
 from needle.backend_ndarray import ndarray_backend_numpy as ref
 
 DEVICES = all_devices()
 COMPILED = [d for d in DEVICES if d.name != "cpu_numpy"]
-SENTINEL = 12345.0
 STEPS = 3
 
 
-class Out:
-    """A buffer the kernel writes (or reads and writes): ``init`` or the sentinel."""
-
-    def __init__(self, size, init=None):
-        self.size, self.init = size, init
-
-
-def call(mod, name, dtype, args):
-    real, outs = [], []
-    for a in args:
-        if isinstance(a, Out):
-            buf = put(mod, np.full(a.size, SENTINEL) if a.init is None else a.init, dtype)
-            outs.append(buf)
-            real.append(buf)
-        elif isinstance(a, np.ndarray):
-            real.append(put(mod, a, dtype))
-        else:
-            real.append(a)
-    getattr(mod, name)(*real)
-    if hasattr(mod, "synchronize"):
-        mod.synchronize()
-    return [get(mod, b) for b in outs]
-
-
 def check(device, name, dtype, args):
-    got, want = call(device.mod, name, dtype, args), call(ref, name, dtype, args)
+    got, want = call(device.mod, name, dtype, *args), call(ref, name, dtype, *args)
     tol = 2e-5 if dtype == "float32" else 1e-12
     for k, (g, w) in enumerate(zip(got, want)):
         np.testing.assert_allclose(g, w, rtol=tol, atol=tol, err_msg=f"{name} output {k}")
