@@ -9,6 +9,7 @@ from .ndarray import NDArray  # noqa: I001
 from .api import *  # noqa: F401,F403
 from .api import __all__ as _api_names
 from .conv import *  # noqa: F401,F403  (conv/pool kernels the conv and pool ops call)
+from .sequence import *  # noqa: F401,F403  (the recurrent-step and embedding kernels)
 from .devices import BackendDevice, all_devices, cpu, cpu_numpy, cuda, default_device
 from .strides import broadcast_shapes
 

@@ -20,7 +20,8 @@ __all__ = [
     "array", "empty", "full", "broadcast_to", "reshape", "maximum", "log", "exp", "tanh", "sum",
     "flip", "permute", "compact", "astype", "to_numpy", "device_of", "pad", "sqrt", "sigmoid",
     "relu", "relu_grad", "array_from", "full_like", "check_compatible", "basic_index", "stack",
-    "unstack", "add_row", "rows_affine", "sum_rows", "concat_flat", "split_flat",
+    "unstack", "add_row", "rows_affine", "sum_rows", "concat_flat", "split_flat", "copy",
+    "new_empty",
 ]
 
 
@@ -51,6 +52,7 @@ flip = NDArray.flip  # flip(a, axes): a compact copy reversed along axes
 # --- views, conversion, element-wise functions ----------------------------------------------
 permute = NDArray.permute  # permute(a, axes): output axis k is input axis axes[k]
 compact = NDArray.compact
+copy = NDArray.copy  # copy(a): a packed copy
 astype = NDArray.astype
 to_numpy = NDArray.numpy
 device_of = NDArray.device.fget
@@ -74,6 +76,11 @@ def array_from(data, device=None, dtype=None):
         return out
     device = default_device() if device is None else device
     return NDArray(np.asarray(data), device=device, dtype=dtype or "float32")
+
+
+def new_empty(a, shape):
+    """An uninitialized array of ``shape`` on ``a``'s device, of ``a``'s dtype."""
+    return a.device.empty(tuple(shape), a.dtype)
 
 
 def full_like(a, fill_value, shape=None):

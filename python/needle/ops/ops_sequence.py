@@ -32,16 +32,9 @@ gradient scatter-adds the output gradient into a (V, D) zero table (no one-hot m
 import numpy
 
 from ..autograd import Tensor, TensorOp, TensorTupleOp
-from ..backend_selection import BACKEND
+from ..backend_selection import array_api
 from .ops_mathematic import relu, reshape, sigmoid, tanh
 from .ops_tuple import split, stack
-
-_ND = BACKEND == "nd"
-if _ND:
-    from ..backend_ndarray import sequence as kernels
-    from ..backend_ndarray.ndarray import add_row, sum_rows
-else:
-    from .. import backend_numpy as kernels
 
 __all__ = [
     "Recurrent",
@@ -59,46 +52,40 @@ MODES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 
-# --- array helpers (NDArray and NumPy spell these differently) ---------------------------------
+# --- array helpers (in the array API, so the same for NDArray and NumPy mode) -------------------
 def _empty(shape, like):
-    if _ND:
-        return like.device.empty(tuple(shape), like.dtype)
-    return numpy.empty(shape, dtype=like.dtype)
+    return array_api.new_empty(like, tuple(shape))
 
 
 def _zeros(shape, like):
-    if _ND:
-        return like.device.full(tuple(shape), 0.0, like.dtype)
-    return numpy.zeros(shape, dtype=like.dtype)
+    return array_api.full_like(like, 0.0, shape=tuple(shape))
 
 
 def _packed(a):
     """A packed copy of ``a`` (kernels write some of these in place)."""
-    return a.copy() if _ND else numpy.array(a)
+    return array_api.copy(a)
 
 
 def _at(a, t):
-    return kernels._seq_at(a, t) if not _ND else a[t].as_strided(a.shape[1:], a.strides[1:])
+    """Step ``t`` of a (T, ...) array, as a view."""
+    return array_api.basic_index(a, (t,) + (slice(None),) * (len(a.shape) - 1))
 
 
 def _transposed(a):
     """The packed transpose of a 2-D array."""
-    return a.permute((1, 0)).compact() if _ND else numpy.ascontiguousarray(a.T)
+    return array_api.compact(array_api.permute(a, (1, 0)))
 
 
 def _matrix(a, rows, cols):
-    return (a.compact() if _ND else a).reshape((rows, cols))
+    return array_api.compact(a).reshape((rows, cols))
 
 
 def _add_row(m, row):
-    cols = m.shape[1]
-    if _ND:
-        return add_row(m, row.compact().reshape((1, cols)))
-    return m + row.reshape((1, cols))
+    return array_api.add_row(m, _matrix(row, 1, m.shape[1]))
 
 
 def _column_sums(m):
-    return sum_rows(m).reshape((m.shape[1],)) if _ND else m.sum(axis=0)
+    return array_api.sum_rows(m).reshape((m.shape[1],))
 
 
 # --- the shape rule ------------------------------------------------------------------------------
@@ -176,11 +163,11 @@ class Recurrent(TensorTupleOp):
         for t in range(steps):
             hw = h @ w_hh
             if self.mode == "lstm":
-                kernels.lstm_step_forward(xw, hw, c0, act, c_all, h_all, t)
+                array_api.lstm_step_forward(xw, hw, c0, act, c_all, h_all, t)
             elif self.mode == "gru":
-                kernels.gru_step_forward(xw, hw, bhh, h0, act, h_all, t)
+                array_api.gru_step_forward(xw, hw, bhh, h0, act, h_all, t)
             else:
-                kernels.rnn_step_forward(xw, hw, h_all, t, self.mode == "rnn_relu")
+                array_api.rnn_step_forward(xw, hw, h_all, t, self.mode == "rnn_relu")
             h = _at(h_all, t)
         self._saved = (act, c_all, h_all)
         h_n = _packed(_at(h_all, steps - 1))
@@ -224,11 +211,11 @@ class RecurrentGrad(TensorTupleOp):
         carry = _packed(d_cn) if mode == "lstm" else _zeros((batch, hidden), x)
         for t in reversed(range(steps)):
             if mode == "lstm":
-                kernels.lstm_step_backward(act, c_all, c0, d_out, dh_mat, carry, dgx, t)
+                array_api.lstm_step_backward(act, c_all, c0, d_out, dh_mat, carry, dgx, t)
             elif mode == "gru":
-                kernels.gru_step_backward(act, h0, h_all, d_out, dh_mat, carry, dgx, dgh, t)
+                array_api.gru_step_backward(act, h0, h_all, d_out, dh_mat, carry, dgx, dgh, t)
             else:
-                kernels.rnn_step_backward(h_all, d_out, dh_mat, dgx, t, mode == "rnn_relu")
+                array_api.rnn_step_backward(h_all, d_out, dh_mat, dgx, t, mode == "rnn_relu")
             dh_mat = _at(dgh, t) @ w_hh_t
         return self._parameter_grads(values[k:], dgx, dgh, dh_mat, carry)
 
@@ -356,7 +343,7 @@ class EmbeddingLookup(TensorOp):
     """
 
     def compute(self, weight, idx):
-        return kernels.gather_rows(weight, idx)
+        return array_api.gather_rows(weight, idx)
 
     def gradient(self, out_grad, node):
         weight, idx = node.inputs
@@ -375,7 +362,7 @@ class EmbeddingScatter(TensorOp):
         self.rows = rows
 
     def compute(self, g, idx):
-        return kernels.scatter_add_rows(g, idx, self.rows)
+        return array_api.scatter_add_rows(g, idx, self.rows)
 
     def gradient(self, out_grad, node):
         g, idx = node.inputs
