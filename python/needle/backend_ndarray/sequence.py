@@ -7,6 +7,7 @@ functions write step ``t`` of their output arrays in place; the arrays that a ke
 must be packed from the start of their buffer (the op layer allocates them).
 """
 
+from .fused import _packed
 from .ndarray import NDArray, _compact_strides
 
 __all__ = [
@@ -17,9 +18,7 @@ __all__ = [
 
 def _buf(a):
     """The handle of ``a`` packed from the start of its buffer (a copy when it is not)."""
-    if a._offset or a._strides != _compact_strides(a._shape):
-        a = a.copy()
-    return a._handle
+    return _packed(a)._handle
 
 
 def _out(a, what):
@@ -133,9 +132,7 @@ def _index_buffer(idx, like):
     """The indices as a packed buffer of ``like``'s dtype on ``like``'s device."""
     if idx._device != like._device or idx._handle.dtype != like._handle.dtype:
         idx = NDArray(idx.numpy().astype(like.dtype), device=like._device)
-    if idx._handle.size != idx.size:  # kernels take N from the buffer's size
-        idx = idx.copy()
-    return _buf(idx)
+    return _packed(idx, idx.size)._handle  # kernels take N from the buffer's size
 
 
 def gather_rows(table, idx):
