@@ -127,11 +127,6 @@ def basic_index(a, index):
     return numpy.asarray(a[index])
 
 
-def new_empty(a, shape):
-    """An uninitialized array of ``shape`` of ``a``'s dtype."""
-    return numpy.empty(shape, dtype=a.dtype)
-
-
 def unstack(a, axis):
     """The slices of ``a`` along ``axis``, that axis removed, as views."""
     lead = (slice(None),) * axis

@@ -21,7 +21,7 @@ __all__ = [
     "flip", "permute", "compact", "astype", "to_numpy", "device_of", "pad", "sqrt", "sigmoid",
     "relu", "relu_grad", "array_from", "full_like", "check_compatible", "basic_index", "stack",
     "unstack", "add_row", "rows_affine", "sum_rows", "concat_flat", "split_flat", "copy",
-    "new_empty",
+    "empty_like",
 ]
 
 
@@ -78,9 +78,10 @@ def array_from(data, device=None, dtype=None):
     return NDArray(np.asarray(data), device=device, dtype=dtype or "float32")
 
 
-def new_empty(a, shape):
-    """An uninitialized array of ``shape`` on ``a``'s device, of ``a``'s dtype."""
-    return a.device.empty(tuple(shape), a.dtype)
+def empty_like(a, shape=None):
+    """An uninitialized array of ``shape`` (default ``a.shape``) on ``a``'s device with
+    ``a``'s dtype (NumPy's ``empty_like``)."""
+    return a._device.empty(a._shape if shape is None else tuple(shape), a.dtype)
 
 
 def full_like(a, fill_value, shape=None):

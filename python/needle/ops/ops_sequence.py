@@ -33,7 +33,7 @@ import numpy
 
 from ..autograd import Tensor, TensorOp, TensorTupleOp
 from ..backend_selection import array_api
-from .ops_mathematic import relu, reshape, sigmoid, tanh
+from .ops_mathematic import _zeros, relu, reshape, sigmoid, tanh
 from .ops_tuple import split, stack
 
 __all__ = [
@@ -54,11 +54,7 @@ _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 # --- array helpers (in the array API, so the same for NDArray and NumPy mode) -------------------
 def _empty(shape, like):
-    return array_api.new_empty(like, tuple(shape))
-
-
-def _zeros(shape, like):
-    return array_api.full_like(like, 0.0, shape=tuple(shape))
+    return array_api.empty_like(like, shape=tuple(shape))
 
 
 def _packed(a):
