@@ -27,105 +27,45 @@ def _out(a, what):
     return a._handle
 
 
-def _check_steps(fn, t, steps):
+def _step(name, states, t, inputs, outputs, *extra):
+    """Run kernel ``name`` for step ``t`` of the (T, B, H) array ``states``: the kernels take
+    their input buffers, then their output buffers, then t, B, H and any ``extra``."""
+    steps, batch, hidden = states.shape
     if not 0 <= t < steps:
-        raise ValueError(f"{fn}: step t={t} outside [0, {steps})")
+        raise ValueError(f"{name}: step t={t} outside [0, {steps})")
+    getattr(states._device, name)(
+        *[_buf(a) for a in inputs], *[_out(a, name) for a in outputs], t, batch, hidden, *extra
+    )
 
 
 def lstm_step_forward(xw, hw, c0, act, c_all, h_all, t):
     """LSTM step ``t`` (see ``needle.backend_numpy.lstm_step_forward``)."""
-    steps, batch, hidden = h_all.shape
-    _check_steps("lstm_step_forward", t, steps)
-    xw._device.lstm_step_forward(
-        _buf(xw),
-        _buf(hw),
-        _buf(c0),
-        _out(act, "lstm_step_forward"),
-        _out(c_all, "lstm_step_forward"),
-        _out(h_all, "lstm_step_forward"),
-        t,
-        batch,
-        hidden,
-    )
+    _step("lstm_step_forward", h_all, t, (xw, hw, c0), (act, c_all, h_all))
 
 
 def lstm_step_backward(act, c_all, c0, d_out, dh_mat, dc, dgates, t):
     """Gradient of LSTM step ``t``; ``dc`` is read and written (∂c_t in, ∂c_{t-1} out)."""
-    steps, batch, hidden = c_all.shape
-    _check_steps("lstm_step_backward", t, steps)
-    act._device.lstm_step_backward(
-        _buf(act),
-        _buf(c_all),
-        _buf(c0),
-        _buf(d_out),
-        _buf(dh_mat),
-        _out(dc, "lstm_step_backward"),
-        _out(dgates, "lstm_step_backward"),
-        t,
-        batch,
-        hidden,
-    )
+    _step("lstm_step_backward", c_all, t, (act, c_all, c0, d_out, dh_mat), (dc, dgates))
 
 
 def rnn_step_forward(xw, hw, h_all, t, relu):
     """Elman step ``t``: h_t = relu or tanh of xw[t] + hw."""
-    steps, batch, hidden = h_all.shape
-    _check_steps("rnn_step_forward", t, steps)
-    xw._device.rnn_step_forward(
-        _buf(xw), _buf(hw), _out(h_all, "rnn_step_forward"), t, batch, hidden, bool(relu)
-    )
+    _step("rnn_step_forward", h_all, t, (xw, hw), (h_all,), bool(relu))
 
 
 def rnn_step_backward(h_all, d_out, dh_mat, dgates, t, relu):
     """Gradient of Elman step ``t`` into dgates[t]."""
-    steps, batch, hidden = h_all.shape
-    _check_steps("rnn_step_backward", t, steps)
-    h_all._device.rnn_step_backward(
-        _buf(h_all),
-        _buf(d_out),
-        _buf(dh_mat),
-        _out(dgates, "rnn_step_backward"),
-        t,
-        batch,
-        hidden,
-        bool(relu),
-    )
+    _step("rnn_step_backward", h_all, t, (h_all, d_out, dh_mat), (dgates,), bool(relu))
 
 
 def gru_step_forward(xw, hw, bhh, h0, act, h_all, t):
     """GRU step ``t`` (PyTorch's formula; ``bhh`` is the (1, 3H) hidden bias)."""
-    steps, batch, hidden = h_all.shape
-    _check_steps("gru_step_forward", t, steps)
-    xw._device.gru_step_forward(
-        _buf(xw),
-        _buf(hw),
-        _buf(bhh),
-        _buf(h0),
-        _out(act, "gru_step_forward"),
-        _out(h_all, "gru_step_forward"),
-        t,
-        batch,
-        hidden,
-    )
+    _step("gru_step_forward", h_all, t, (xw, hw, bhh, h0), (act, h_all))
 
 
 def gru_step_backward(act, h0, h_all, d_out, dh_mat, dh_carry, dgx, dgh, t):
     """Gradient of GRU step ``t``; ``dh_carry`` is read and written."""
-    steps, batch, hidden = h_all.shape
-    _check_steps("gru_step_backward", t, steps)
-    act._device.gru_step_backward(
-        _buf(act),
-        _buf(h0),
-        _buf(h_all),
-        _buf(d_out),
-        _buf(dh_mat),
-        _out(dh_carry, "gru_step_backward"),
-        _out(dgx, "gru_step_backward"),
-        _out(dgh, "gru_step_backward"),
-        t,
-        batch,
-        hidden,
-    )
+    _step("gru_step_backward", h_all, t, (act, h0, h_all, d_out, dh_mat), (dh_carry, dgx, dgh))
 
 
 def _index_buffer(idx, like):
