@@ -148,9 +148,7 @@ def build_parser():
 
 
 def check_args(args):
-    for name in ("epochs", "batch_size", "train_size", "test_size", "width"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    train.require_positive(args, "epochs", "batch_size", "train_size", "test_size", "width")
     if args.size < 8 or args.size % 4:
         raise UsageError(f"--size must be a multiple of 4 and >= 8, got {args.size}")
     if not (math.isfinite(args.lr) and args.lr > 0):

@@ -144,9 +144,7 @@ def check_args(args, files=True):
         raise UsageError(
             f"unknown schedule {args.schedule!r}; choose one of: {', '.join(SCHEDULES)}"
         )
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    require_positive(args, "epochs", "batch_size")
     if args.dtype not in ("float32", "float64"):
         raise UsageError(f"--dtype must be float32 or float64, got {args.dtype!r}")
     if args.limit is not None and args.limit < 1:
@@ -163,6 +161,13 @@ def check_args(args, files=True):
         args.lr = 0.01 if args.optimizer == "adam" else 0.1
     if files:
         check_output_places(args)
+
+
+def require_positive(args, *names):
+    """UsageError unless each of the integer options ``names`` (attribute names) is >= 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
 
 def check_output_places(args):

@@ -29,7 +29,13 @@ import needle as ndl  # noqa: E402
 import needle.nn as nn  # noqa: E402
 from apps import checkpoint as ckpt  # noqa: E402
 from apps.models import LanguageModel, count_parameters  # noqa: E402
-from apps.train import UsageError, _Parser, pick_device, write_history  # noqa: E402
+from apps.train import (  # noqa: E402
+    UsageError,
+    _Parser,
+    pick_device,
+    require_positive,
+    write_history,
+)
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "fortunes_lm")
 
@@ -58,9 +64,7 @@ def build_parser():
 
 
 def check_args(args):
-    for name in ("layers", "hidden", "embedding", "seq_len", "batch_size", "epochs"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    require_positive(args, "layers", "hidden", "embedding", "seq_len", "batch_size", "epochs")
     if not args.lr > 0:
         raise UsageError(f"--lr must be > 0, got {args.lr}")
     if args.clip < 0:

@@ -42,6 +42,7 @@ from apps.train import (  # noqa: E402
     _Parser,
     check_output_places,
     pick_device,
+    require_positive,
     restore,
     save_checkpoint,
     write_curves,
@@ -88,9 +89,7 @@ def parse_widths(text):
 
 
 def check_args(args):
-    for name in ("embedding", "channels", "seq_len", "min_count", "batch_size", "epochs"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    require_positive(args, "embedding", "channels", "seq_len", "min_count", "batch_size", "epochs")
     args.widths = parse_widths(args.widths)
     if max(args.widths) > args.seq_len:
         raise UsageError(f"--widths {max(args.widths)} exceeds --seq-len {args.seq_len}")
