@@ -122,11 +122,7 @@ def run(args, dist, train_split, test, device, model, dopt, state) -> int:
     try:
         fit(args, dist, train_split, test, device, model, dopt, state)
     except NonFiniteLoss as exc:
-        dist.abort(
-            f"error: training diverged: loss {exc.value} at epoch {state['epoch'] + 1}, step "
-            f"{exc.step + 1}; the last checkpoint and history.csv are from epoch "
-            f"{state['epoch']} (lower --lr, or --skip-nonfinite to skip such batches)"
-        )
+        dist.abort(train.diverged_message(exc, state))
     except KeyboardInterrupt:  # rank 0 only: the others ignore SIGINT/SIGTERM
         out_dir = train.output_folder(args)
         path = args.checkpoint or f"{out_dir}/interrupted.ckpt"

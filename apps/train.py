@@ -163,6 +163,15 @@ def check_args(args, files=True):
         check_output_places(args)
 
 
+def diverged_message(exc, state):
+    """The one-line error for a non-finite loss at ``exc``'s step of the current epoch."""
+    return (
+        f"error: training diverged: loss {exc.value} at epoch {state['epoch'] + 1}, step "
+        f"{exc.step + 1}; the last checkpoint and history.csv are from epoch "
+        f"{state['epoch']} (lower --lr, or --skip-nonfinite to skip such batches)"
+    )
+
+
 def require_positive(args, *names):
     """UsageError unless each of the integer options ``names`` (attribute names) is >= 1."""
     for name in names:
@@ -490,12 +499,7 @@ def main(argv=None):
     try:
         fit(args, train, test, device, model, opt, state)
     except NonFiniteLoss as exc:
-        print(
-            f"error: training diverged: loss {exc.value} at epoch {state['epoch'] + 1}, step "
-            f"{exc.step + 1}; the last checkpoint and history.csv are from epoch "
-            f"{state['epoch']} (lower --lr, or --skip-nonfinite to skip such batches)",
-            file=sys.stderr,
-        )
+        print(diverged_message(exc, state), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         path = args.checkpoint or os.path.join(out_dir, "interrupted.ckpt")
