@@ -177,32 +177,15 @@ def split_flat(flat, shapes):
 
 # ==== sequence models: recurrent step kernels and row gather / scatter-add ====================
 # The reference of the kernels behind needle.ops.ops_sequence (the C++ and CUDA backends
-# implement the same arithmetic in src/cpu/sequence.h and src/cuda/sequence.cuh).  Written
-# once for any array type with slicing, slice assignment, broadcasting arithmetic, and
-# sigmoid/tanh (NumPy arrays here; the NDArray falls back to these where its backend has no
-# kernel).  Arrays: xw (T, B, G) input projections (biases folded in), hw (B, G) the
-# recurrent projection h_{t-1} @ W_hh of step t, act (T, B, ·) saved activations,
-# h_all / c_all (T, B, H) the states; the step functions write step t in place.
+# implement the same arithmetic in src/cpu/sequence.h and src/cuda/sequence.cuh; the NumPy
+# device backend runs these).  Arrays: xw (T, B, G) input projections (biases folded in),
+# hw (B, G) the recurrent projection h_{t-1} @ W_hh of step t, act (T, B, ·) saved
+# activations, h_all / c_all (T, B, H) the states; the step functions write step t in place.
 # Gate blocks: LSTM i, f, g, o (G = 4H); GRU r, z, n (G = 3H, PyTorch's formula for n).
 
 
-def _seq_at(a, t):
-    """Step ``t`` of a (T, ...) array as a (...) view."""
-    if isinstance(a, numpy.ndarray):
-        return a[t]
-    return a[t].as_strided(a.shape[1:], a.strides[1:])
-
-
 def _seq_sigmoid(x):
-    return 1.0 / (1.0 + numpy.exp(-x)) if isinstance(x, numpy.ndarray) else x.sigmoid()
-
-
-def _seq_tanh(x):
-    return numpy.tanh(x) if isinstance(x, numpy.ndarray) else x.tanh()
-
-
-def _seq_relu(x):
-    return numpy.maximum(x, 0) if isinstance(x, numpy.ndarray) else x.relu()
+    return 1.0 / (1.0 + numpy.exp(-x))
 
 
 def lstm_step_forward(xw, hw, c0, act, c_all, h_all, t):
@@ -210,16 +193,16 @@ def lstm_step_forward(xw, hw, c0, act, c_all, h_all, t):
     c_t = f·c_{t-1} + i·g, h_t = o·tanh(c_t) (c_{-1} = c0).  Writes act[t] = (i, f, g, o),
     c_all[t], h_all[t]."""
     hidden = c0.shape[1]
-    pre = _seq_at(xw, t) + hw
-    gates = _seq_at(act, t)
+    pre = xw[t] + hw
+    gates = act[t]
     gates[:, :] = _seq_sigmoid(pre)
-    gates[:, 2 * hidden : 3 * hidden] = _seq_tanh(pre[:, 2 * hidden : 3 * hidden])
+    gates[:, 2 * hidden : 3 * hidden] = numpy.tanh(pre[:, 2 * hidden : 3 * hidden])
     i, f = gates[:, :hidden], gates[:, hidden : 2 * hidden]
     g, o = gates[:, 2 * hidden : 3 * hidden], gates[:, 3 * hidden :]
-    c_prev = c0 if t == 0 else _seq_at(c_all, t - 1)
+    c_prev = c0 if t == 0 else c_all[t - 1]
     c = f * c_prev + i * g
-    _seq_at(c_all, t)[:, :] = c
-    _seq_at(h_all, t)[:, :] = o * _seq_tanh(c)
+    c_all[t][:, :] = c
+    h_all[t][:, :] = o * numpy.tanh(c)
 
 
 def lstm_step_backward(act, c_all, c0, d_out, dh_mat, dc, dgates, t):
@@ -227,14 +210,14 @@ def lstm_step_backward(act, c_all, c0, d_out, dh_mat, dc, dgates, t):
     h_n); ``dc`` holds ∂c_t from later steps on entry and ∂c_{t-1} on exit.  Writes
     dgates[t] = ∂(xw[t] + hw), the pre-activation gradient of the four gates."""
     hidden = c0.shape[1]
-    gates = _seq_at(act, t)
+    gates = act[t]
     i, f = gates[:, :hidden], gates[:, hidden : 2 * hidden]
     g, o = gates[:, 2 * hidden : 3 * hidden], gates[:, 3 * hidden :]
-    c_prev = c0 if t == 0 else _seq_at(c_all, t - 1)
-    tanh_c = _seq_tanh(_seq_at(c_all, t))
-    dh = _seq_at(d_out, t) + dh_mat
+    c_prev = c0 if t == 0 else c_all[t - 1]
+    tanh_c = numpy.tanh(c_all[t])
+    dh = d_out[t] + dh_mat
     dct = dc + dh * o * (1 - tanh_c * tanh_c)
-    out = _seq_at(dgates, t)
+    out = dgates[t]
     out[:, :hidden] = dct * g * i * (1 - i)
     out[:, hidden : 2 * hidden] = dct * c_prev * f * (1 - f)
     out[:, 2 * hidden : 3 * hidden] = dct * i * (1 - g * g)
@@ -244,18 +227,18 @@ def lstm_step_backward(act, c_all, c0, d_out, dh_mat, dc, dgates, t):
 
 def rnn_step_forward(xw, hw, h_all, t, relu):
     """One Elman step: h_t = act(xw[t] + hw), act = relu if ``relu`` else tanh."""
-    pre = _seq_at(xw, t) + hw
-    _seq_at(h_all, t)[:, :] = _seq_relu(pre) if relu else _seq_tanh(pre)
+    pre = xw[t] + hw
+    h_all[t][:, :] = numpy.maximum(pre, 0) if relu else numpy.tanh(pre)
 
 
 def rnn_step_backward(h_all, d_out, dh_mat, dgates, t, relu):
     """dgates[t] = (d_out[t] + dh_mat) · act'(h_t) (act' from the output: 1 − h² or h > 0)."""
-    h = _seq_at(h_all, t)
-    dh = _seq_at(d_out, t) + dh_mat
+    h = h_all[t]
+    dh = d_out[t] + dh_mat
     deriv = (h > 0) if relu else 1 - h * h
     if isinstance(deriv, numpy.ndarray):
         deriv = deriv.astype(h.dtype)
-    _seq_at(dgates, t)[:, :] = dh * deriv
+    dgates[t][:, :] = dh * deriv
 
 
 def gru_step_forward(xw, hw, bhh, h0, act, h_all, t):
@@ -263,16 +246,16 @@ def gru_step_forward(xw, hw, bhh, h0, act, h_all, t):
     r = σ(x_r + b_r), z = σ(x_z + b_z), n = tanh(x_n + r·b_n), h_t = (1 − z)·n + z·h_{t-1}.
     Writes act[t] = (r, z, n, b_n) (4H) and h_all[t]."""
     hidden = h0.shape[1]
-    x, b = _seq_at(xw, t), hw + bhh
-    saved = _seq_at(act, t)
+    x, b = xw[t], hw + bhh
+    saved = act[t]
     saved[:, : 2 * hidden] = _seq_sigmoid(x[:, : 2 * hidden] + b[:, : 2 * hidden])
     r, z = saved[:, :hidden], saved[:, hidden : 2 * hidden]
     b_n = b[:, 2 * hidden :]
-    n = _seq_tanh(x[:, 2 * hidden :] + r * b_n)
+    n = numpy.tanh(x[:, 2 * hidden :] + r * b_n)
     saved[:, 2 * hidden : 3 * hidden] = n
     saved[:, 3 * hidden :] = b_n
-    h_prev = h0 if t == 0 else _seq_at(h_all, t - 1)
-    _seq_at(h_all, t)[:, :] = n + z * (h_prev - n)
+    h_prev = h0 if t == 0 else h_all[t - 1]
+    h_all[t][:, :] = n + z * (h_prev - n)
 
 
 def gru_step_backward(act, h0, h_all, d_out, dh_mat, dh_carry, dgx, dgh, t):
@@ -280,15 +263,15 @@ def gru_step_backward(act, h0, h_all, d_out, dh_mat, dh_carry, dgx, dgh, t):
     dh_carry = the direct path z·dh of step t+1; on exit dh_carry holds this step's).
     Writes dgx[t] = ∂xw[t] and dgh[t] = ∂(hw + bhh); they differ in the n block (× r)."""
     hidden = h0.shape[1]
-    saved = _seq_at(act, t)
+    saved = act[t]
     r, z = saved[:, :hidden], saved[:, hidden : 2 * hidden]
     n, b_n = saved[:, 2 * hidden : 3 * hidden], saved[:, 3 * hidden :]
-    h_prev = h0 if t == 0 else _seq_at(h_all, t - 1)
-    dh = _seq_at(d_out, t) + dh_mat + dh_carry
+    h_prev = h0 if t == 0 else h_all[t - 1]
+    dh = d_out[t] + dh_mat + dh_carry
     dn = dh * (1 - z) * (1 - n * n)
     dr = dn * b_n * r * (1 - r)
     dz = dh * (h_prev - n) * z * (1 - z)
-    gx, gh = _seq_at(dgx, t), _seq_at(dgh, t)
+    gx, gh = dgx[t], dgh[t]
     gx[:, :hidden] = dr
     gx[:, hidden : 2 * hidden] = dz
     gx[:, 2 * hidden :] = dn
