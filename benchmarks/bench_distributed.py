@@ -49,44 +49,92 @@ def median_time(fn, repeats, warmup=5):
     return float(np.median(times))
 
 
-def worker_allreduce():
+def worker_allreduce(repeats=40):
+    """Times what a training step spends on gradients beyond backward(), as users get it:
+    ``loss.backward()`` (whose hooks write each gradient, weighted, into the bucket) then
+    ``synchronize`` (the all-reduce), against a raw Allreduce of one buffer of that size."""
     import numpy as np
     from apps.models import ResNet9
     from mpi4py import MPI
 
     import needle as ndl
     import needle.distributed as dist
+    import needle.nn as nn
 
     comm = dist.init()
+    np.random.seed(0)
     model = ResNet9(device=ndl.cpu())
     params = model.parameters()
     total = sum(int(np.prod(p.shape)) for p in params)
     raw = np.ones(total, np.float32)
+    X = ndl.Tensor(np.random.rand(2, 3, 32, 32).astype("float32"), requires_grad=False)
+    y = ndl.Tensor(np.array([1.0, 2.0], "float32"), requires_grad=False)
+    loss_fn = nn.SoftmaxLoss()
+
+    def backward():
+        for p in params:
+            p.grad = None
+        loss_fn(model(X), y).backward()
+
+    def timed(fn, before=None):
+        """Median time of fn(), each call after an untimed before()."""
+        times = []
+        for k in range(repeats + 3):
+            if before is not None:
+                before()
+            comm.Barrier()
+            start = time.perf_counter()
+            fn()
+            if k >= 3:
+                times.append(time.perf_counter() - start)
+        return float(np.median(times))
 
     def raw_allreduce():
         comm.Allreduce(MPI.IN_PLACE, raw, op=MPI.SUM)
 
+    # In a step: alternately, backward without hooks then the raw Allreduce, and backward
+    # with the bucket hooks then synchronize (the two differ only in what a step does).
+    opt = dist.DistributedOptimizer(ndl.optim.SGD(params, lr=0.1))
+    hooks = [p._grad_hooks for p in params]
+    rounds = {"backward": [], "raw": [], "hooked backward": [], "synchronize": []}
+    for k in range(repeats + 3):
+        for with_hooks in (False, True):
+            for p, h in zip(params, hooks):
+                p._grad_hooks = h if with_hooks else ()
+            comm.Barrier()
+            start = time.perf_counter()
+            backward()
+            middle = time.perf_counter()
+            comm.Barrier()
+            middle2 = time.perf_counter()
+            (opt.synchronize if with_hooks else raw_allreduce)()
+            end = time.perf_counter()
+            if k >= 3:
+                rounds["hooked backward" if with_hooks else "backward"].append(middle - start)
+                rounds["synchronize" if with_hooks else "raw"].append(end - middle2)
+    med = {name: float(np.median(times)) for name, times in rounds.items()}
+    t_raw, plain, hooked = med["raw"], med["backward"], med["hooked backward"]
+    results = {"fp32": med["synchronize"]}
     grads = [ndl.Tensor(np.random.randn(*p.shape).astype("float32")) for p in params]
-    results = {}
-    for compression in (None, "fp16"):
-        opt = dist.DistributedOptimizer(ndl.optim.SGD(params, lr=0.1), compression=compression)
 
-        def synchronize(opt=opt):
-            for p, g in zip(params, grads):
-                p.grad = g
-            opt.synchronize()
+    def assign():
+        for p, g in zip(params, grads):
+            p.grad = g
 
-        comm.Barrier()
-        results[compression or "fp32"] = median_time(synchronize, 50)
-    comm.Barrier()
-    t_raw = median_time(raw_allreduce, 50)
+    results["fp32, gradients set by hand"] = timed(opt.synchronize, before=assign)
+    t_hot = timed(raw_allreduce)
+    opt16 = dist.DistributedOptimizer(ndl.optim.SGD(params, lr=0.1), compression="fp16")
+    results["fp16"] = timed(opt16.synchronize, before=backward)
     if comm.Get_rank() == 0:
         mb = total * 4 / 2**20
         print(f"ResNet9 gradient: {total:,} floats ({mb:.2f} MiB), {comm.Get_size()} ranks")
-        print(f"raw mpi4py Allreduce (one buffer):  {1e3 * t_raw:7.3f} ms")
+        print(f"raw mpi4py Allreduce (one buffer), back to back: {1e3 * t_hot:7.3f} ms")
+        print(f"raw mpi4py Allreduce (one buffer), after backward: {1e3 * t_raw:7.3f} ms")
         for name, t in results.items():
             print(f"needle.distributed synchronize {name}: {1e3 * t:7.3f} ms "
                   f"(raw / needle = {t_raw / t:.2f}x)")  # fmt: skip
+        print(f"backward (batch 2 per rank) without / with the bucket hooks: {1e3 * plain:.2f} / "
+              f"{1e3 * hooked:.2f} ms ({1e3 * (hooked - plain):+.3f} ms)")  # fmt: skip
 
 
 def worker_train(steps=8, batch=64):

@@ -102,6 +102,19 @@ void scalar_setitem_array(std::int64_t size, double val, Array& out, const Shape
   });
 }
 
+// out[offset + i] = scale * a[i] for i < a.size: one gradient written, already weighted, into its
+// piece of a flat buffer (needle.distributed's bucket) in one pass.
+void scaled_copy_array(const Array& a, double scale, Array& out, std::int64_t offset) {
+  check_dtypes("scaled_copy", {&a, &out});
+  const std::int64_t n = a.size();
+  check_view("scaled_copy", "out", {n}, {1}, offset, out.size());
+  ReleaseGil nogil(n);
+  dispatch(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    map_scalar<OpMul>(a.data<T>(), T(scale), out.data<T>() + offset, n);
+  });
+}
+
 // ---- elementwise ------------------------------------------------------------------------------
 
 template <class Op>
@@ -407,6 +420,7 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   m.def("compact", &compact_array);
   m.def("ewise_setitem", &ewise_setitem_array);
   m.def("scalar_setitem", &scalar_setitem_array);
+  m.def("scaled_copy", &scaled_copy_array);
 
   m.def("ewise_add", &ewise<OpAdd>);
   m.def("scalar_add", &scalar<OpAdd>);

@@ -113,6 +113,16 @@ void scalar_setitem(int64_t size, double val, CudaArray& out, const std::vector<
   });
 }
 
+// out[offset + i] = scale * a[i] for i < a.size (a gradient into its piece of a flat buffer).
+void scaled_copy(const CudaArray& a, double scale, CudaArray& out, int64_t offset) {
+  check_dtypes("scaled_copy", a, out);
+  const int64_t n = check_view("scaled_copy", "out", {a.size}, {1}, offset, out.size);
+  dispatch(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_scalar<T, OpMul>(a.data<T>(), static_cast<T>(scale), out.data<T>() + offset, n);
+  });
+}
+
 // ---- elementwise ---------------------------------------------------------------------------
 template <class Op>
 void ewise(const char* fn, const CudaArray& a, const CudaArray& b, CudaArray& out) {
@@ -394,6 +404,8 @@ PYBIND11_MODULE(ndarray_backend_cuda, m) {
   m.def("scalar_setitem", &scalar_setitem,
         py::arg("size"), py::arg("val"), py::arg("out"), py::arg("shape"), py::arg("strides"),
         py::arg("offset"));
+  m.def("scaled_copy", &scaled_copy,
+        py::arg("a"), py::arg("scale"), py::arg("out"), py::arg("offset"));
 
   NEEDLE_EWISE(ewise_add, OpAdd);
   NEEDLE_SCALAR(scalar_add, OpAdd);

@@ -161,6 +161,46 @@ def test_autograd_grad_sets_no_grad_field_and_stops_at_inputs(device):
     assert ndl.grad(y, [tensor(np.ones(3), device)]) == [None]
 
 
+def test_post_accumulate_grad_hook_sees_the_summed_gradient(device):
+    x = tensor(np.array([1.0, -2.0, 3.0]), device)
+    w = tensor(np.array([0.5, 0.5, 0.5]), device)
+    seen = []
+
+    def first(t):
+        seen.append(("first", t is x, t.grad.numpy().copy()))
+
+    def doubles(t):
+        seen.append(("second", t is x, t.grad.numpy().copy()))
+        t.grad = t.grad * 2.0  # a hook may replace the gradient
+
+    hx = x.register_post_accumulate_grad_hook(first)
+    x.register_post_accumulate_grad_hook(doubles)
+    ((x * x + x) * w).sum().backward()  # x feeds two ops: one call, after the sum
+    want = 0.5 * (2 * x.numpy() + 1)
+    assert [(name, same) for name, same, _ in seen] == [("first", True), ("second", True)]
+    for _, _, grad in seen:
+        np.testing.assert_allclose(grad, want, rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * want, rtol=1e-6)
+
+    seen.clear()
+    hx.remove()
+    hx.remove()  # a second remove does nothing
+    (x * w).sum().backward()
+    assert [name for name, _, _ in seen] == ["second"]
+    ndl.grad((x * w).sum(), [x])  # sets no .grad: runs no hook
+    assert [name for name, _, _ in seen] == ["second"]
+
+
+def test_post_accumulate_grad_hook_only_on_leaves_that_need_a_gradient(device):
+    x = tensor(np.ones(2), device)
+    with pytest.raises(RuntimeError, match="leaf"):
+        (x * 2.0).register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(RuntimeError, match="requires_grad=False"):
+        tensor(np.ones(2), device, requires_grad=False).register_post_accumulate_grad_hook(
+            lambda t: None
+        )
+
+
 def test_requires_grad_propagation(device):
     a = tensor(np.ones(2), device, requires_grad=True)
     b = tensor(np.ones(2), device, requires_grad=False)

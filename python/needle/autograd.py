@@ -234,6 +234,8 @@ class Tensor(Value):
     # (weakref to the output, its out_grad, weakref to the node) for a gradient that a
     # graph-less backward pass produced; see backward().
     _grad_source = None
+    # Hooks run when backward() has set this leaf's .grad (register_post_accumulate_grad_hook).
+    _grad_hooks = ()
 
     def __init__(
         self, array, *, device: Optional[Device] = None, dtype=None, requires_grad=True, **kwargs
@@ -338,6 +340,27 @@ class Tensor(Value):
         else:
             with no_grad():
                 compute_gradient_of_variables(self, out_grad, source=(self, out_grad))
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` each time ``backward()`` has set this leaf's ``.grad`` (as
+        PyTorch's method of that name).  The hook may read or replace ``self.grad``; its
+        return value is ignored.  Hooks run in the order they were registered, as soon as the
+        pass has summed the leaf's gradient, while it goes on through the rest of the graph.
+        ``needle.grad`` sets no ``.grad`` and runs no hooks.
+
+        Returns a handle whose ``remove()`` unregisters the hook.
+
+        Raises:
+            RuntimeError: the tensor is not a leaf that requires a gradient.
+        """
+        if not (self.is_leaf() and self.requires_grad):
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: only a leaf tensor that requires a "
+                f"gradient has one (this one: leaf={self.is_leaf()}, "
+                f"requires_grad={self.requires_grad})"
+            )
+        self._grad_hooks = self._grad_hooks + (hook,)
+        return _HookHandle(self, hook)
 
     def _backward_from_source(self, source, out_grad):
         """Differentiate a gradient that a graph-less backward pass produced (see backward)."""
@@ -465,6 +488,22 @@ def compute_gradient_of_variables(output_tensor, out_grad, source=None):
         # (The output's own gradient is the caller's out_grad: left as it is.)
         if source is not None and node is not output_tensor and isinstance(node_grad, Tensor):
             node_grad._grad_source = (*source, weakref.ref(node))
+        for hook in getattr(node, "_grad_hooks", ()):
+            hook(node)
+
+
+class _HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` unregisters."""
+
+    def __init__(self, tensor, hook):
+        self._tensor, self._hook = weakref.ref(tensor), hook
+
+    def remove(self):
+        tensor = self._tensor()
+        if tensor is not None and self._hook in tensor._grad_hooks:
+            hooks = list(tensor._grad_hooks)
+            hooks.remove(self._hook)
+            tensor._grad_hooks = tuple(hooks)
 
 
 def grad(output, inputs, out_grad=None):

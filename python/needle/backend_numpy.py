@@ -163,6 +163,14 @@ def concat_flat(arrays, out=None):
     return out
 
 
+def scaled_copy(a, scale, out):
+    """``scale * a`` written into ``out`` (a view with ``a``'s number of elements)."""
+    if out.size != numpy.size(a):
+        raise ValueError(f"scaled_copy: out {out.shape} does not hold the {numpy.size(a)} of a")
+    numpy.multiply(numpy.reshape(a, out.shape), out.dtype.type(scale), out=out)
+    return out
+
+
 def split_flat(flat, shapes):
     """Arrays of ``shapes`` holding consecutive pieces of 1-D ``flat`` (copies)."""
     out, offset = [], 0

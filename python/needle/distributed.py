@@ -21,16 +21,19 @@ and calls ``MPI.COMM_WORLD.Abort(1)``, so an exception in one rank ends the whol
 instead of leaving the other ranks waiting in a collective forever.
 """
 
+import functools
 import importlib.util
 import os
 import sys
 import time
 import traceback
+import weakref
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
 from .autograd import Tensor
+from .backend_selection import array_api
 
 __all__ = [
     "INSTALL_HINT",
@@ -256,81 +259,130 @@ _OWN = ("optimizer", "compression", "share", "_groups", "_collective_calls")
 
 
 class _Group:
-    """The parameters of one dtype and their flat buffer, laid out once:
+    """The parameters of one dtype and their flat buffer (the "bucket"), laid out once:
     ``[gradients (total) | one presence flag per parameter]`` (the flags say which
     parameters had a gradient on some rank).
 
-    When every gradient is an NDArray on the C++ CPU device, the buffer is such an NDArray and
-    MPI reduces its memory in place: packing is one copy per gradient into the buffer, and
-    the averaged gradients handed back are views of it (valid until the next ``step()``, as
-    PyTorch's ``gradient_as_bucket_view``). Otherwise (another device, a missing gradient)
-    the gradients go through a NumPy buffer by copies.
+    When the parameters share a device, the bucket is an array on it, and each parameter's
+    gradient is written into its piece, already weighted by the rank's share, by a hook that
+    runs as soon as ``backward()`` has summed that gradient (one ``scaled_copy`` pass over
+    data the pass just produced); ``p.grad`` then becomes a view of the bucket, as with
+    PyTorch's ``gradient_as_bucket_view``.  At ``step()`` the bucket is ready: MPI reduces its
+    memory in place (the C++ CPU device and NumPy mode; another device goes through one host
+    copy each way) and the views hold the averages.  Gradients that did not come from that
+    hook (set by hand, replaced after backward, missing on this rank) are written into their
+    pieces at ``step()``.  Parameters on several devices go through a NumPy buffer by copies.
     """
 
-    def __init__(self, params: List[Tensor], dtype: str, compression: Optional[str]):
+    def __init__(self, params: List[Tensor], dtype: str, compression: Optional[str], owner):
         self.params = params
         self.dtype = dtype
         self.sizes = [int(np.prod(p.shape)) for p in params]
         self.total = sum(self.sizes)
+        self.owner = owner  # the DistributedOptimizer (for its share)
         self.compression = compression
-        self.host = np.zeros(self.total + len(params), dtype=dtype)  # the copying path's buffer
-        self.flat = None  # NDArray: the device path's buffer (gradients then flags)
-        self.views = []
-        self.flat_host = None  # NumPy view of self.flat's memory (C++ CPU device only)
-        self.buffer = self.host  # the buffer of the current step (host or flat_host)
-        self.wire = None if compression is None else np.zeros(self.host.size, np.float16)
-
-    def _device_arrays(self, grads):
-        from .backend_ndarray.ndarray import NDArray
-
-        if any(g is None for g in grads):
-            return None
-        arrays = [g.realize_cached_data() for g in grads]
-        if not all(isinstance(a, NDArray) for a in arrays):
-            return None
-        device = arrays[0].device
-        if any(a.device != device or a.dtype != self.dtype for a in arrays):
-            return None
-        if self.flat is None or self.flat.device != device:
-            size = self.total + len(self.params)
-            self.flat = NDArray.make((size,), device=device, dtype=self.dtype)
+        self.host = None  # NumPy buffer: the message when the bucket is not host memory
+        self.flat = None  # the bucket, on the parameters' device
+        self.offsets = np.cumsum([0] + self.sizes[:-1]).tolist()
+        self.views, self.grads = [], []  # each parameter's piece, as an array and a Tensor
+        self.written = [None] * len(params)  # the share each piece was written with, this step
+        devices = {str(p.device) for p in params}
+        if len(devices) == 1 and params:
+            device = params[0].device
+            self.flat = device.empty((self.total + len(params),), dtype)
+            for p, o, n in zip(params, self.offsets, self.sizes):
+                view = self.flat[o : o + n].reshape(p.shape)
+                self.views.append(view)
+                self.grads.append(Tensor.make_const(view))
             self.flat_host = _host_view(self.flat)
-            self.views, offset = [], 0  # each parameter's piece of the buffer, made once
-            for p, n in zip(self.params, self.sizes):
-                self.views.append(self.flat[offset : offset + n].reshape(p.shape))
-                offset += n
-        return arrays
+        else:
+            self.flat_host = None
+        if self.flat_host is None:
+            self.host = np.zeros(self.total + len(params), dtype=dtype)
+        self.buffer = self.host if self.flat_host is None else self.flat_host  # the message
+        self.wire = None if compression is None else np.zeros(self.buffer.size, np.float16)
+
+    def attach(self) -> None:
+        """Register the gradient hooks (replacing any earlier DistributedOptimizer's)."""
+        if self.flat is None:
+            return
+        me = weakref.ref(self)
+        for i, p in enumerate(self.params):
+            old = getattr(p, "_bucket_hook", None)
+            if old is not None:
+                old.remove()
+            p._bucket_hook = p.register_post_accumulate_grad_hook(
+                functools.partial(_on_grad, me, i)
+            )
+
+    def on_grad(self, i: int, p: Tensor) -> None:
+        """``p.grad`` was just set by backward(): weight it into its piece of the bucket."""
+        share = self.owner._share()
+        if share == 0.0:  # nothing to weigh yet (an empty share): written at step()
+            return
+        try:
+            array_api.scaled_copy(p.grad.realize_cached_data(), share, self.views[i])
+        except (ValueError, TypeError):  # another device or dtype: written at step()
+            return
+        self.written[i] = share
+        p.grad = self.grads[i]
+
+    def _fill(self, i: int, share: float) -> bool:
+        """Piece i <- share · p.grad unless the hook already wrote it; False when p has no
+        gradient (its piece is then zero)."""
+        p, view, mine = self.params[i], self.views[i], self.grads[i]
+        o, n = self.offsets[i], self.sizes[i]
+        g = getattr(p, "grad", None)
+        if g is None:
+            self.flat[o : o + n] = 0.0
+            return False
+        if g is mine and g.cached_data is view:
+            written = self.written[i]
+            if written != share:  # weighted with another share, or a previous step's average
+                array_api.scaled_copy(view, share / written if written else share, view)
+            return True
+        data = g.realize_cached_data()
+        try:
+            array_api.scaled_copy(data, share, view)
+        except (ValueError, TypeError):  # another device or dtype: through the host
+            host = (_host(data).reshape(-1) * share).astype(self.dtype)
+            self.flat[o : o + n] = Tensor(host, device=p.device, dtype=self.dtype).cached_data
+        p.grad = mine
+        return True
 
     def pack(self, share: float) -> None:
-        from .backend_ndarray.ndarray import concat_flat
-
-        grads = [getattr(p, "grad", None) for p in self.params]
-        arrays = self._device_arrays(grads)
-        if arrays is not None:
-            concat_flat(arrays, out=self.flat[: self.total])
-            if self.flat_host is not None:
-                self.buffer = self.flat_host
-                if share != 1.0:
-                    self.buffer[: self.total] *= share
-            else:
-                self.buffer = self.host
-                np.multiply(self.flat[: self.total].numpy(), share, out=self.host[: self.total])
-            self.buffer[self.total :] = 1.0
-        else:
-            self.buffer = self.host
-            flags = self.host[self.total :]
-            offset = 0
-            for i, (g, n) in enumerate(zip(grads, self.sizes)):
-                segment = self.host[offset : offset + n]
-                if g is None:
-                    segment[:] = 0.0
-                    flags[i] = 0.0
-                else:
-                    np.multiply(_host(g).ravel(), share, out=segment, casting="unsafe")
-                    flags[i] = 1.0
-                offset += n
+        """Make the message hold this rank's weighted gradients and the presence flags."""
+        if self.flat is None:
+            return self._pack_copies(share)
+        ready = all(
+            getattr(p, "grad", None) is mine and mine.cached_data is view and written == share
+            for p, mine, view, written in zip(self.params, self.grads, self.views, self.written)
+        )
+        flags = [1.0] * len(self.params) if ready else [
+            1.0 if self._fill(i, share) else 0.0 for i in range(len(self.params))
+        ]  # fmt: skip
+        self.written = [None] * len(self.params)  # a piece not rewritten by then is stale
+        if self.flat_host is None:
+            self.host[: self.total] = self.flat[: self.total].numpy().reshape(-1)
+        self.buffer[self.total :] = flags
         if self.wire is not None:
             np.copyto(self.wire, self.buffer, casting="unsafe")
+
+    def _pack_copies(self, share: float) -> None:
+        flags = self.host[self.total :]
+        offset = 0
+        for i, (p, n) in enumerate(zip(self.params, self.sizes)):
+            g = getattr(p, "grad", None)
+            segment = self.host[offset : offset + n]
+            if g is None:
+                segment[:] = 0.0
+                flags[i] = 0.0
+            else:
+                np.multiply(_host(g).ravel(), share, out=segment, casting="unsafe")
+                flags[i] = 1.0
+            offset += n
+        if self.wire is not None:
+            np.copyto(self.wire, self.host, casting="unsafe")
 
     def message(self) -> np.ndarray:
         """The array MPI reduces in place this step."""
@@ -340,11 +392,12 @@ class _Group:
         if self.wire is not None:
             np.copyto(self.buffer, self.wire, casting="unsafe")
         flags = self.buffer[self.total :]
-        if self.flat is not None and bool(np.all(flags > 0)):
-            if self.buffer is self.host:  # a device without a host view: copy back once
+        if self.flat is not None:
+            if self.flat_host is None:  # a device without a host view: copy back once
                 self.flat.device.from_numpy(self.host, self.flat._handle)
-            for p, view in zip(self.params, self.views):
-                p.grad = Tensor.make_const(view)
+            everywhere = bool(np.all(flags > 0))
+            for p, mine, flag in zip(self.params, self.grads, flags):
+                p.grad = mine if everywhere or flag > 0 else None
             return
         offset = 0
         for p, n, flag in zip(self.params, self.sizes, flags):
@@ -356,9 +409,20 @@ class _Group:
             offset += n
 
 
+def _on_grad(group_ref, i, p):
+    group = group_ref()
+    if group is not None:
+        group.on_grad(i, p)
+
+
 def _host_view(array):
-    """A NumPy array over an NDArray's memory when that memory is the process's own (the C++
-    CPU device), else None."""
+    """A NumPy array over a buffer's memory when that memory is the process's own (a NumPy
+    array itself, or an NDArray on the C++ CPU device), else None."""
+    if isinstance(array, np.ndarray):
+        return array
+    n = int(np.prod(array.shape))
+    if isinstance(getattr(array._handle, "array", None), np.ndarray):  # the NumPy backend
+        return array._handle.array[array._offset : array._offset + n]
     if array.device.name != "cpu" or not hasattr(array._handle, "ptr"):
         return None
     import ctypes
@@ -366,7 +430,6 @@ def _host_view(array):
     ctype = {"float32": ctypes.c_float, "float64": ctypes.c_double}.get(array.dtype)
     if ctype is None:
         return None
-    n = int(np.prod(array.shape))
     memory = (ctype * n).from_address(array._handle.ptr() + array._offset * ctypes.sizeof(ctype))
     return np.ctypeslib.as_array(memory)
 
@@ -374,17 +437,25 @@ def _host_view(array):
 class DistributedOptimizer:
     """Wraps an optimizer so that ``step()`` first averages the gradients over all ranks.
 
-    Per dtype of the parameters, the gradients are copied into one flat host buffer (laid out
-    once, reused every step), reduced with ONE in-place ``Allreduce(SUM)``, and copied back;
-    then the wrapped optimizer steps.  Each rank's gradient enters with weight ``share``:
+    Per dtype of the parameters, the gradients are gathered in one flat buffer laid out once
+    (each written into its piece, weighted, as soon as ``backward()`` has computed it), that
+    buffer is reduced with ONE in-place ``Allreduce(SUM)``, and the wrapped optimizer steps.
+    Each rank's gradient enters with weight ``share``:
 
         ∇ = Σ_r share_r · ∇L_r,   share_r = n_r / n   (default 1 / size())
 
     where ``L_r`` is rank r's mean loss over its ``n_r`` samples of the global batch of ``n``;
-    this is the gradient of the mean loss over the global batch.  A parameter without a
-    gradient on a rank counts as a zero gradient there; one without a gradient on every rank
-    keeps ``grad = None``.  Every rank must call ``step()`` the same number of times (it is a
-    collective), also a rank whose share of a batch is empty (``share = 0``, no gradients).
+    this is the gradient of the mean loss over the global batch.  Set ``share`` before
+    ``backward()`` (setting it later works too, at the cost of one more pass).  A parameter
+    without a gradient on a rank counts as a zero gradient there; one without a gradient on
+    every rank keeps ``grad = None``.  Every rank must call ``step()`` the same number of
+    times (it is a collective), also a rank whose share of a batch is empty (``share = 0``,
+    no gradients).
+
+    After ``step()`` each ``p.grad`` is a view of the buffer holding the average (as
+    PyTorch's ``gradient_as_bucket_view``): valid until the next ``backward()``; copy it to
+    keep it.  The newest DistributedOptimizer over a parameter is the one whose hook fills
+    its piece.
 
     Args:
         optimizer: a ``needle.optim.Optimizer`` over the model's parameters (same order on
@@ -397,7 +468,7 @@ class DistributedOptimizer:
 
     collective = True
 
-    def __init__(self, optimizer, compression: Optional[str] = None):
+    def __init__(self, optimizer, compression: Optional[str] = None, _hooks: bool = True):
         if compression not in (None, "none", "fp16"):
             raise ValueError(
                 f"DistributedOptimizer: compression must be None or 'fp16', got {compression!r}"
@@ -405,8 +476,15 @@ class DistributedOptimizer:
         object.__setattr__(self, "optimizer", optimizer)
         object.__setattr__(self, "compression", None if compression == "none" else compression)
         object.__setattr__(self, "share", None)
-        object.__setattr__(self, "_groups", None)
         object.__setattr__(self, "_collective_calls", 0)
+        by_dtype: Dict[str, List[Tensor]] = {}
+        for p in optimizer.params:
+            by_dtype.setdefault(str(p.dtype), []).append(p)
+        groups = [_Group(ps, dt, self.compression, self) for dt, ps in sorted(by_dtype.items())]
+        object.__setattr__(self, "_groups", groups)
+        if _hooks:
+            for group in groups:
+                group.attach()
 
     def __getattr__(self, name):
         return getattr(self.optimizer, name)
@@ -417,21 +495,15 @@ class DistributedOptimizer:
         else:  # lr and the other hyper-parameters live in the wrapped optimizer
             setattr(self.optimizer, name, value)
 
-    def _layout(self) -> List[_Group]:
-        if self._groups is None:
-            by_dtype: Dict[str, List[Tensor]] = {}
-            for p in self.optimizer.params:
-                by_dtype.setdefault(str(p.dtype), []).append(p)
-            groups = [_Group(ps, dt, self.compression) for dt, ps in sorted(by_dtype.items())]
-            object.__setattr__(self, "_groups", groups)
-        return self._groups
+    def _share(self) -> float:
+        return (1.0 / size()) if self.share is None else float(self.share)
 
     def synchronize(self) -> None:
         """Replace every gradient by its weighted sum over ranks (see the class docstring)."""
         MPI = _mpi()
         comm = _comm()
-        share = (1.0 / comm.Get_size()) if self.share is None else float(self.share)
-        for group in self._layout():
+        share = self._share()
+        for group in self._groups:
             group.pack(share)
             message = group.message()
             datatype = _mpi_type(MPI, message.dtype)
@@ -476,7 +548,7 @@ def _sum_op(MPI, datatype):
 
 def average_gradients(params: Iterable[Tensor]) -> None:
     """Average ``p.grad`` over ranks for ``params`` once (no optimizer step); for custom loops."""
-    DistributedOptimizer(_ParamsOnly(list(params))).synchronize()
+    DistributedOptimizer(_ParamsOnly(list(params)), _hooks=False).synchronize()
 
 
 class _ParamsOnly:

@@ -192,6 +192,18 @@ def test_setitem(device, dtype):
         check(device, "scalar_setitem", dtype, n, -3.5, Out(out.size, out), shape, strides, offset)
 
 
+@pytest.mark.parametrize("device", DEVICES, ids=dev_id)
+@pytest.mark.parametrize("n,offset,size", [(1, 0, 1), (37, 5, 50), (70001, 3, 70010), (0, 9, 9)])
+def test_scaled_copy(device, dtype, n, offset, size):
+    rng = np.random.default_rng(n)
+    a, out = special_randn(n, rng), rng.standard_normal(size)
+    for scale in (0.25, -3.0, 1.0, 0.0):
+        check(device, "scaled_copy", dtype, a, scale, Out(size, out), offset)
+    got = call(device.mod, "scaled_copy", dtype, a, 0.5, Out(size, out), offset)[0]
+    np.testing.assert_array_equal(got[:offset], out[:offset].astype(dtype))  # untouched
+    np.testing.assert_array_equal(got[offset + n :], out[offset + n :].astype(dtype))
+
+
 # ---- reductions --------------------------------------------------------------------------------
 
 
@@ -531,6 +543,12 @@ def test_bad_views(device):
         mod.scalar_setitem(4, 1.0, out, (4,), (1,), -1)
     with pytest.raises(IndexError):
         mod.to_numpy(a, (13,), (1,), 0)
+    with pytest.raises(IndexError):
+        mod.scaled_copy(a, 2.0, out, 1)  # 12 elements from offset 1 reach element 12
+    with pytest.raises(IndexError):
+        mod.scaled_copy(mod.Array(3), 2.0, out, -1)
+    with pytest.raises(TypeError):
+        mod.scaled_copy(mod.Array(3, "float64"), 2.0, out, 0)
     with pytest.raises(ValueError):
         mod.compact(a, out, (3, -4), (4, 1), 0)
     with pytest.raises(ValueError):

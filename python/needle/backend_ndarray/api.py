@@ -13,7 +13,14 @@ are the op layer's.
 import numpy as np
 
 from .devices import default_device
-from .fused import add_row, concat_flat, rows_affine, split_flat, sum_rows  # noqa: F401
+from .fused import (  # noqa: F401
+    add_row,
+    concat_flat,
+    rows_affine,
+    scaled_copy,
+    split_flat,
+    sum_rows,
+)
 from .ndarray import NDArray
 
 __all__ = [
@@ -21,7 +28,7 @@ __all__ = [
     "flip", "permute", "compact", "astype", "to_numpy", "device_of", "pad", "sqrt", "sigmoid",
     "relu", "relu_grad", "array_from", "full_like", "check_compatible", "basic_index", "stack",
     "unstack", "add_row", "rows_affine", "sum_rows", "concat_flat", "split_flat", "copy",
-    "empty_like",
+    "empty_like", "scaled_copy",
 ]
 
 

@@ -1,7 +1,8 @@
 """NDArray-level wrappers of the backend's fused kernels, each with a fallback for backends
 without the kernel: bias rows (``add_row``), column sums (``sum_rows``), the per-column
-affine pass (``rows_affine``), and the flat packing the optimizers use (``concat_flat``,
-``split_flat``).  The conv and pool kernels' wrappers are in ``conv.py``."""
+affine pass (``rows_affine``), the flat packing the optimizers use (``concat_flat``,
+``split_flat``), and a weighted copy into a piece of a flat buffer (``scaled_copy``).
+The conv and pool kernels' wrappers are in ``conv.py``."""
 
 import builtins
 import math
@@ -150,6 +151,30 @@ def concat_flat(arrays, out=None):
         a = a.compact()
         out.device.ewise_setitem(a._handle, out._handle, (n,), (1,), out._offset + offset)
         offset += n
+    return out
+
+
+def scaled_copy(a, scale, out):
+    """``scale * a`` written into ``out``'s memory in one pass; ``out`` is a row-major view
+    with ``a``'s number of elements (such as a piece of a flat buffer), ``a`` any layout.
+    Returns ``out``.  (Called once per gradient per training step: the checks are kept cheap.)
+    """
+    device = out._device
+    if (a._device is not device and a._device != device) or a._handle.dtype != out._handle.dtype:
+        raise ValueError(
+            f"scaled_copy: a is {a.dtype} on {a.device}, out is {out.dtype} on {out.device}"
+        )
+    n = prod(a._shape)
+    if prod(out._shape) != n or (
+        out._strides != compact_strides(out._shape) and not out.is_compact_view()
+    ):
+        raise ValueError(
+            f"scaled_copy: out {out.shape} (strides {out.strides}) is not a row-major view "
+            f"of the {n} elements of a {a.shape}"
+        )
+    packed = a._offset == 0 and a._handle.size == n and a._strides == compact_strides(a._shape)
+    device.scaled_copy((a if packed else a.compact())._handle, float(scale), out._handle,
+                       out._offset)  # fmt: skip
     return out
 
 

@@ -106,6 +106,17 @@ def scalar_setitem(size, val, out, shape, strides, offset):
     _view(out, shape, strides, offset)[:] = val
 
 
+def scaled_copy(a, scale, out, offset):
+    """out[offset : offset + a.size] <- scale * a (a gradient, weighted, into its piece of a
+    flat buffer)."""
+    if a.size and not 0 <= offset <= out.size - a.size:
+        raise IndexError(
+            f"scaled_copy: {a.size} elements at offset {offset} do not fit out of size {out.size}"
+        )
+    with np.errstate(all="ignore"):
+        out.array[offset : offset + a.size] = a.array * out.array.dtype.type(scale)
+
+
 def _binary(fn):
     def ewise(a, b, out):
         with np.errstate(all="ignore"):
@@ -346,6 +357,7 @@ def maxpool_backward(a, grad, out, geom):
 
 TABLE = (
     "Array", "to_numpy", "from_numpy", "fill", "compact", "ewise_setitem", "scalar_setitem",
+    "scaled_copy",
     "ewise_add", "scalar_add", "ewise_sub", "scalar_sub", "scalar_rsub",
     "ewise_mul", "scalar_mul", "ewise_div", "scalar_div", "scalar_rdiv",
     "ewise_power", "scalar_power", "scalar_rpower", "ewise_maximum", "scalar_maximum",
