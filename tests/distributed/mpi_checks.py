@@ -84,13 +84,103 @@ def check_optimizer(device, compression):
     report(f"optimizer {compression or 'fp32'}")
 
 
+def check_bucket_hooks(device):
+    """Gradients from backward() reach the buffer through the hooks: before the all-reduce
+    p.grad is the rank's weighted gradient, after it the weighted sum over ranks; a share set
+    after backward, a gradient replaced by hand, a stale gradient, synchronize() before
+    step(), and a second optimizer over the same parameters all give the exact averages."""
+    r, n = dist.rank(), dist.size()
+    np.random.seed(7)
+    first_layer = nn.Linear(4, 3, device=device)
+    model = nn.Sequential(first_layer, nn.ReLU(), nn.Linear(3, 2, device=device))
+    params = model.parameters()
+    rng = np.random.default_rng(20 + r)  # each rank its own data
+    X = ndl.Tensor(rng.standard_normal((5, 4)).astype("float32"), device=device)
+    y = ndl.Tensor(rng.integers(0, 2, 5).astype("float32"), device=device)
+    loss_fn = nn.SoftmaxLoss()
+
+    def backward(loss_of=None):
+        (loss_of or (lambda: loss_fn(model(X), y)))().backward()
+
+    backward()  # no optimizer yet: plain local gradients
+    local = [p.grad.numpy().copy() for p in params]
+    every = dist.all_gather_object(local)  # every rank's local gradients
+
+    def weighted(shares, scale=None):
+        scale = scale or [1.0] * len(params)
+        return [sum(shares[k] * every[k][i] * scale[i] for k in range(n))
+                for i in range(len(params))]  # fmt: skip
+
+    def expect(grads, want, what):
+        for i, (g, w) in enumerate(zip(grads, want)):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7, err_msg=f"{what} {i}")
+
+    mean = weighted([1.0 / n] * n)
+    opt = dist.DistributedOptimizer(ndl.optim.SGD(params, lr=1.0))
+    for _ in range(2):  # the second round reuses the buffer
+        opt.reset_grad()
+        backward()
+        expect([p.grad.numpy() for p in params], [g / n for g in local], "weighted by the hook")
+        calls = opt._collective_calls
+        opt.synchronize()
+        expect([p.grad.numpy() for p in params], mean, "average")
+        before = [p.numpy().copy() for p in params]
+        opt.step()  # synchronize() was called: only the update
+        assert opt._collective_calls == calls + 1
+        expect([p.numpy() for p in params], [b - m for b, m in zip(before, mean)], "update")
+        for p, b in zip(params, before):
+            p.cached_data = ndl.Tensor(b, device=device).realize_cached_data()
+
+    shares = [(k + 1) / (n * (n + 1) / 2) for k in range(n)]
+    opt.reset_grad()
+    opt.share = 1.0 / n
+    backward()
+    opt.share = shares[r]  # changed after backward: the piece is weighted again at step()
+    opt.synchronize()
+    expect([p.grad.numpy() for p in params], weighted(shares), "share set after backward")
+
+    opt.share = None
+    opt.reset_grad()
+    backward()
+    params[0].grad = ndl.Tensor(2 * local[0], device=device)  # replaced by hand
+    opt.synchronize()
+    expect([p.grad.numpy() for p in params], weighted([1.0 / n] * n, [2, 1, 1, 1]), "replaced")
+
+    # Not reset: the last layer's gradients stay the last average (stale), the first
+    # layer's come from a loss that does not reach the last layer's bias.
+    averaged = [p.grad.numpy().copy() for p in params]
+    backward(lambda: (first_layer(X) * 0.5).sum())
+    firsts = dist.all_gather_object([p.grad.numpy().copy() for p in params[:2]])  # weighted
+    opt.synchronize()
+    want = [sum(f[i] for f in firsts) for i in range(2)] + averaged[2:]
+    expect([p.grad.numpy() for p in params], want, "stale")
+
+    second = dist.DistributedOptimizer(ndl.optim.SGD(params, lr=1.0))  # takes the hooks
+    second.reset_grad()
+    backward()
+    expect([p.grad.numpy() for p in params], [g / n for g in local], "second optimizer")
+    second.synchronize()
+    expect([p.grad.numpy() for p in params], mean, "second optimizer, average")
+    backward()  # no step() after that synchronize() and no reset_grad(): a new gradient
+    calls = second._collective_calls
+    second.step()
+    assert second._collective_calls == calls + 1, "step() after backward() must average"
+    report(f"bucket hooks {device.name}")
+
+
 def main():
     dist.init()
+    if os.environ.get("NEEDLE_BACKEND") == "np":  # the course's NumPy mode: plain arrays
+        check_optimizer(ndl.cpu(), None)
+        check_bucket_hooks(ndl.cpu())
+        return
     device = ndl.cpu() if ndl.cpu().enabled() else ndl.cpu_numpy()
     check_all_reduce(device)
     check_broadcast(device)
     check_optimizer(device, None)
     check_optimizer(device, "fp16")
+    check_bucket_hooks(device)
+    check_bucket_hooks(ndl.cpu_numpy())
 
 
 if __name__ == "__main__":

@@ -55,11 +55,12 @@ def mpi_env():
     return env
 
 
-def mpirun(args, n=2, timeout=90, **kw):
+def mpirun(args, n=2, timeout=90, env=None, **kw):
     cmd = [find_mpiexec(), "-n", str(n), "--oversubscribe", sys.executable] + list(args)
     return subprocess.run(
-        cmd, cwd=ROOT, env=mpi_env(), capture_output=True, text=True, timeout=timeout, **kw
-    )
+        cmd, cwd=ROOT, env=dict(mpi_env(), **(env or {})), capture_output=True, text=True,
+        timeout=timeout, **kw,
+    )  # fmt: skip
 
 
 def train_cmd(out, *extra):
@@ -175,8 +176,18 @@ def test_without_mpi4py_distributed_is_a_one_line_error(tmp_path):
 def test_collectives_under_mpiexec():
     r = mpirun([os.path.join(HERE, "mpi_checks.py")], timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    for name in ("all_reduce", "broadcast_parameters", "optimizer fp32", "optimizer fp16"):
-        assert f"ok {name}" in r.stdout
+    device = "cpu" if ndl.cpu().enabled() else "cpu_numpy"
+    for name in ("all_reduce", "broadcast_parameters", "optimizer fp32", "optimizer fp16",
+                 f"bucket hooks {device}", "bucket hooks cpu_numpy"):  # fmt: skip
+        assert f"ok {name}" in r.stdout, r.stdout + r.stderr
+
+
+@needs_mpi
+def test_gradient_averaging_in_numpy_mode():
+    r = mpirun([os.path.join(HERE, "mpi_checks.py")], timeout=60, env={"NEEDLE_BACKEND": "np"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in ("optimizer fp32", "bucket hooks cpu"):
+        assert f"ok {name}" in r.stdout, r.stdout + r.stderr
 
 
 @needs_mpi
