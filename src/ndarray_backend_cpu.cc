@@ -16,6 +16,7 @@
 #include "cpu/elementwise.h"
 #include "cpu/fused.h"
 #include "cpu/gemm.h"
+#include "cpu/half.h"
 #include "cpu/pool.h"
 #include "cpu/reduce.h"
 #include "cpu/sequence_bindings.h"
@@ -100,6 +101,41 @@ void scalar_setitem_array(std::int64_t size, double val, Array& out, const Shape
     using T = decltype(tag);
     scalar_setitem(T(val), out.data<T>(), shape, strides, offset);
   });
+}
+
+// ---- float16 host buffers (needle.distributed's compressed all-reduce) ------------------------
+// NumPy arrays of exactly these dtypes, C-contiguous, of one size: nothing is converted on the
+// way in, so the output is the caller's own memory (noconvert in the table below).
+using Floats = py::array_t<float, py::array::c_style>;
+using Halves = py::array_t<std::uint16_t, py::array::c_style>;
+
+template <class A, class B>
+std::int64_t same_size(const char* fn, const A& a, const B& b) {
+  if (a.size() != b.size())
+    throw std::invalid_argument(std::string(fn) + ": arrays of " + std::to_string(a.size()) +
+                                " and " + std::to_string(b.size()) + " elements");
+  return a.size();
+}
+
+void half_from_float_array(const Floats& src, Halves& dst) {
+  const std::int64_t n = same_size("half_from_float", src, dst);
+  std::uint16_t* out = dst.mutable_data();  // (a read-only array raises ValueError here)
+  ReleaseGil nogil(n);
+  floats_to_halves(src.data(), out, n);
+}
+
+void half_to_float_array(const Halves& src, Floats& dst) {
+  const std::int64_t n = same_size("half_to_float", src, dst);
+  float* out = dst.mutable_data();
+  ReleaseGil nogil(n);
+  halves_to_floats(src.data(), out, n);
+}
+
+void half_add_array(const Halves& in, Halves& inout) {
+  const std::int64_t n = same_size("half_add", in, inout);
+  std::uint16_t* out = inout.mutable_data();
+  ReleaseGil nogil(n);
+  add_halves(in.data(), out, n);
 }
 
 // out[offset + i] = scale * a[i] for i < a.size: one gradient written, already weighted, into its
@@ -421,6 +457,10 @@ PYBIND11_MODULE(ndarray_backend_cpu, m) {
   m.def("ewise_setitem", &ewise_setitem_array);
   m.def("scalar_setitem", &scalar_setitem_array);
   m.def("scaled_copy", &scaled_copy_array);
+  m.def("half_from_float", &half_from_float_array, py::arg("src").noconvert(),
+        py::arg("dst").noconvert());
+  m.def("half_to_float", &half_to_float_array, py::arg("src").noconvert(), py::arg("dst").noconvert());
+  m.def("half_add", &half_add_array, py::arg("in").noconvert(), py::arg("inout").noconvert());
 
   m.def("ewise_add", &ewise<OpAdd>);
   m.def("scalar_add", &scalar<OpAdd>);

@@ -374,7 +374,7 @@ class _Group:
         if self.flat_host is None:
             self.host[: self.total] = self.flat[: self.total].numpy().reshape(-1)
         if self.wire is not None:
-            np.copyto(self.wire, self.buffer, casting="unsafe")
+            _convert(self.buffer, self.wire)
 
     def _pack_copies(self, share: float) -> None:
         flags = self.host[self.total :]
@@ -390,7 +390,7 @@ class _Group:
                 flags[i] = 1.0
             offset += n
         if self.wire is not None:
-            np.copyto(self.wire, self.host, casting="unsafe")
+            _convert(self.host, self.wire)
 
     def message(self) -> np.ndarray:
         """The array MPI reduces in place this step."""
@@ -398,7 +398,7 @@ class _Group:
 
     def unpack(self) -> None:
         if self.wire is not None:
-            np.copyto(self.buffer, self.wire, casting="unsafe")
+            _convert(self.wire, self.buffer)
         flags = self.flag_values
         if self.flat is not None:
             if self.flat_host is None:  # a device without a host view: copy back once
@@ -549,24 +549,56 @@ class DistributedOptimizer:
 
 def _mpi_type(MPI, dtype):
     if dtype == np.float16:
-        native = getattr(MPI, "FLOAT16_T", None)
-        if native is not None and native != MPI.DATATYPE_NULL:
-            return native
-        return MPI.INT16_T  # summed by _sum_op's float16 user operation
+        return MPI.INT16_T  # 16-bit words, summed as halves by _sum_op's operation
     return MPI._typedict[np.dtype(dtype).char]
+
+
+_HALF = []  # [the C++ CPU backend module with the float16 functions, or None]
+
+
+def _half_kernels():
+    """The C++ CPU backend, whose ``half_from_float`` / ``half_to_float`` / ``half_add``
+    convert and sum float16 buffers (src/cpu/half.h), or None where it is not built."""
+    if not _HALF:
+        try:
+            from .backend_ndarray import ndarray_backend_cpu as module
+        except ImportError:
+            module = None
+        _HALF.append(module if hasattr(module, "half_add") else None)
+    return _HALF[0]
+
+
+def _convert(src: np.ndarray, dst: np.ndarray) -> None:
+    """``dst <- src`` between a float32 (or float64) buffer and its float16 wire copy."""
+    kernels = _half_kernels()
+    if kernels is not None and src.dtype == np.float32 and dst.dtype == np.float16:
+        kernels.half_from_float(src, dst.view(np.uint16))
+    elif kernels is not None and src.dtype == np.float16 and dst.dtype == np.float32:
+        kernels.half_to_float(src.view(np.uint16), dst)
+    else:
+        np.copyto(dst, src, casting="unsafe")
 
 
 _HALF_SUM = []
 
 
 def _sum_op(MPI, datatype):
+    """MPI's SUM, or for float16 words a user operation adding them as halves: MPI's own
+    float16 sum (where there is one) converts element by element and costs more than the
+    halved message saves."""
     if datatype != MPI.INT16_T:
         return MPI.SUM
-    if not _HALF_SUM:  # an MPI without a float16 type: sum the 16-bit words as halves
+    if not _HALF_SUM:
+        kernels = _half_kernels()
 
         def add_halves(inbuf, inoutbuf, _datatype):
-            out = np.frombuffer(inoutbuf, dtype=np.float16)
-            out += np.frombuffer(inbuf, dtype=np.float16)
+            if kernels is not None:
+                kernels.half_add(
+                    np.frombuffer(inbuf, np.uint16), np.frombuffer(inoutbuf, np.uint16)
+                )
+            else:
+                out = np.frombuffer(inoutbuf, dtype=np.float16)
+                out += np.frombuffer(inbuf, dtype=np.float16)
 
         _HALF_SUM.append(MPI.Op.Create(add_halves, commute=True))
     return _HALF_SUM[0]
