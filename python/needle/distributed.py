@@ -287,6 +287,8 @@ class _Group:
         self.offsets = np.cumsum([0] + self.sizes[:-1]).tolist()
         self.views, self.grads = [], []  # each parameter's piece, as an array and a Tensor
         self.written = [None] * len(params)  # the share each piece was written with, this step
+        self.fresh = False  # a hook wrote a gradient since the last synchronize()
+        self.kernel = None  # the backend's scaled_copy, for on_grad's direct call
         devices = {str(p.device) for p in params}
         if len(devices) == 1 and params:
             device = params[0].device
@@ -296,6 +298,9 @@ class _Group:
                 self.views.append(view)
                 self.grads.append(Tensor.make_const(view))
             self.flat_host = _host_view(self.flat)
+            kernel = getattr(self.flat, "_device", None)  # an NDArray's backend: its kernel
+            self.kernel = getattr(kernel, "scaled_copy", None)
+            self.array_type, self.device = type(self.flat), kernel
         else:
             self.flat_host = None
         if self.flat_host is None:
@@ -321,16 +326,30 @@ class _Group:
             )
 
     def on_grad(self, i: int, p: Tensor) -> None:
-        """``p.grad`` was just set by backward(): weight it into its piece of the bucket."""
-        owner = self.owner
-        owner._synchronized = False  # a new gradient: the next step() averages again
-        share = owner._share()
+        """``p.grad`` was just set by backward(): weight it into its piece of the bucket.
+        (Runs once per parameter per step, so the usual case, a packed NDArray on the
+        bucket's device, calls the kernel directly; the kernel checks dtypes and bounds.)"""
+        self.fresh = True  # a new gradient: the next step() averages again
+        share = self.owner.share
+        share = 1.0 / _state["size"] if share is None else float(share)
         if share == 0.0:  # nothing to weigh yet (an empty share): written at step()
             return
-        try:
-            array_api.scaled_copy(p.grad.realize_cached_data(), share, self.views[i])
-        except (ValueError, TypeError):  # another device or dtype: written at step()
-            return
+        data = p.grad.realize_cached_data()
+        kernel = self.kernel
+        if (
+            kernel is not None
+            and type(data) is self.array_type
+            and data._device is self.device
+            and data._offset == 0
+            and data._handle.size == self.sizes[i]
+            and data._strides == self.views[i]._strides
+        ):
+            kernel(data._handle, share, self.flat._handle, self.offsets[i])
+        else:
+            try:
+                array_api.scaled_copy(data, share, self.views[i])
+            except (ValueError, TypeError):  # another device or dtype: written at step()
+                return
         self.written[i] = share
         p.grad = self.grads[i]
 
@@ -530,12 +549,13 @@ class DistributedOptimizer:
             comm.Allreduce(MPI.IN_PLACE, message, op=op)
             object.__setattr__(self, "_collective_calls", self._collective_calls + 1)
             group.unpack()
+            group.fresh = False
         object.__setattr__(self, "_synchronized", True)
 
     def step(self) -> None:
         """Average the gradients (unless ``synchronize()`` already did, with no
         ``backward()`` or ``reset_grad()`` since), then run the wrapped optimizer's step."""
-        if not self._synchronized:
+        if not self._synchronized or any(group.fresh for group in self._groups):
             self.synchronize()
         object.__setattr__(self, "_synchronized", False)
         self.optimizer.step()
