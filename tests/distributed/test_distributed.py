@@ -178,7 +178,8 @@ def test_collectives_under_mpiexec():
     assert r.returncode == 0, r.stdout + r.stderr
     device = "cpu" if ndl.cpu().enabled() else "cpu_numpy"
     for name in ("all_reduce", "broadcast_parameters", "optimizer fp32", "optimizer fp16",
-                 f"bucket hooks {device}", "bucket hooks cpu_numpy"):  # fmt: skip
+                 f"bucket hooks {device}", f"bucket hooks {device} fp16",
+                 "bucket hooks cpu_numpy"):  # fmt: skip
         assert f"ok {name}" in r.stdout, r.stdout + r.stderr
 
 
