@@ -30,6 +30,14 @@ FILES = [
 ]
 
 
+def test_numpy_mode_exports_the_whole_array_api():
+    from needle import backend_numpy
+    from needle.backend_ndarray import api
+
+    missing = [name for name in api.__all__ if not hasattr(backend_numpy, name)]
+    assert not missing, f"backend_numpy lacks {missing}"
+
+
 @pytest.mark.skipif(ndl.BACKEND == "np", reason="already running in NumPy mode")
 def test_op_tests_pass_in_numpy_mode():
     env = dict(os.environ, NEEDLE_BACKEND="np")

@@ -1292,6 +1292,27 @@ def test_concat_and_split_flat(device, dtype):
         nd.ndarray.split_flat(flat, [(2, 2)])
 
 
+def test_scaled_copy_into_a_piece_of_a_flat_buffer(device, dtype):
+    need(device, dtype)
+    flat_np = np.random.randn(20).astype(dtype)
+    flat = nd.array(flat_np, dtype=dtype, device=device)
+    src_np = np.random.randn(3, 2).astype(dtype)
+    src = nd.array(src_np.T.copy(), dtype=dtype, device=device).permute((1, 0))  # not packed
+    piece = flat[4:10].reshape((3, 2))
+    assert nd.scaled_copy(src, -0.5, piece) is piece
+    expected = flat_np.copy()
+    expected[4:10] = -0.5 * src_np.ravel()
+    check(flat, expected, dtype)
+    with pytest.raises(ValueError, match="row-major"):
+        nd.scaled_copy(src, 1.0, flat[4:10].reshape((2, 3)).permute((1, 0)))
+    with pytest.raises(ValueError, match="row-major"):
+        nd.scaled_copy(src, 1.0, flat[4:9])
+    other = "float64" if dtype == "float32" else "float32"
+    if other in device.dtypes:
+        with pytest.raises(ValueError, match="scaled_copy"):
+            nd.scaled_copy(nd.array(src_np, dtype=other, device=device), 1.0, piece)
+
+
 @pytest.mark.parametrize("op", [operator.add, operator.mul, operator.sub])
 def test_binary_reads_the_offset_of_a_view_with_the_same_strides(device, dtype, op):
     # b = base[1:3] has a's shape and strides but starts 3 elements in: the packed fast path
