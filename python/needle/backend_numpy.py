@@ -171,6 +171,11 @@ def scaled_copy(a, scale, out):
     return out
 
 
+def flat_view(arrays):
+    """None: NumPy mode always packs by ``concat_flat`` (see the NDArray API's flat_view)."""
+    return None
+
+
 def split_flat(flat, shapes):
     """Arrays of ``shapes`` holding consecutive pieces of 1-D ``flat`` (copies)."""
     out, offset = [], 0

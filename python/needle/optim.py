@@ -284,7 +284,11 @@ class Adam(Optimizer):
             if p.cached_data is not mine:
                 data[o : o + n] = p.cached_data.reshape((n,))
         grads = [_cast(p.grad.realize_cached_data(), dtype) for p in self.params]
-        grad = array_api.concat_flat(grads)
+        # Gradients that already lie one after another (needle.distributed's bucket, in the
+        # parameters' order) are read in place; others are packed.
+        grad = array_api.flat_view(grads)
+        if grad is None:
+            grad = array_api.concat_flat(grads)
         b1, b2 = self.beta1, self.beta2
         step_size, correction2 = self.lr / (1 - b1**self.t), 1 - b2**self.t
         if "adam_step" in device.__dict__:  # the backend's one-pass kernel

@@ -1292,6 +1292,21 @@ def test_concat_and_split_flat(device, dtype):
         nd.ndarray.split_flat(flat, [(2, 2)])
 
 
+def test_flat_view_only_of_arrays_lying_one_after_another(device, dtype):
+    need(device, dtype)
+    flat = nd.array(np.arange(12, dtype=dtype), dtype=dtype, device=device)
+    pieces = [flat[0:6].reshape((2, 3)), flat[6:8], flat[8:10].reshape((1, 2))]
+    view = nd.flat_view(pieces)
+    assert view.shape == (10,)
+    check(view, np.arange(10, dtype=dtype), dtype)
+    assert nd.flat_view(pieces[1:]) is None  # not from the buffer's start
+    assert nd.flat_view([pieces[0], pieces[2]]) is None  # a gap
+    assert nd.flat_view([flat[0:6].reshape((2, 3)).permute((1, 0)), pieces[1]]) is None
+    other = nd.array(np.arange(2, dtype=dtype), dtype=dtype, device=device)
+    assert nd.flat_view([pieces[0], other]) is None  # another buffer
+    assert nd.flat_view([]) is None
+
+
 def test_scaled_copy_into_a_piece_of_a_flat_buffer(device, dtype):
     need(device, dtype)
     flat_np = np.random.randn(20).astype(dtype)

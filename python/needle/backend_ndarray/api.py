@@ -16,6 +16,7 @@ from .devices import default_device
 from .fused import (  # noqa: F401
     add_row,
     concat_flat,
+    flat_view,
     rows_affine,
     scaled_copy,
     split_flat,
@@ -28,7 +29,7 @@ __all__ = [
     "flip", "permute", "compact", "astype", "to_numpy", "device_of", "pad", "sqrt", "sigmoid",
     "relu", "relu_grad", "array_from", "full_like", "check_compatible", "basic_index", "stack",
     "unstack", "add_row", "rows_affine", "sum_rows", "concat_flat", "split_flat", "copy",
-    "empty_like", "scaled_copy",
+    "empty_like", "scaled_copy", "flat_view",
 ]
 
 

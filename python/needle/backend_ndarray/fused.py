@@ -1,7 +1,8 @@
 """NDArray-level wrappers of the backend's fused kernels, each with a fallback for backends
 without the kernel: bias rows (``add_row``), column sums (``sum_rows``), the per-column
 affine pass (``rows_affine``), the flat packing the optimizers use (``concat_flat``,
-``split_flat``), and a weighted copy into a piece of a flat buffer (``scaled_copy``).
+``split_flat``, ``flat_view``), and a weighted copy into a piece of a flat buffer
+(``scaled_copy``).
 The conv and pool kernels' wrappers are in ``conv.py``."""
 
 import builtins
@@ -176,6 +177,22 @@ def scaled_copy(a, scale, out):
     device.scaled_copy((a if packed else a.compact())._handle, float(scale), out._handle,
                        out._offset)  # fmt: skip
     return out
+
+
+def flat_view(arrays):
+    """A 1-D view of the elements of ``arrays`` one after another when they already lie so in
+    one buffer from its start (the gradients in needle.distributed's bucket), else None (then
+    ``concat_flat`` copies them).  The buffer may hold more after them."""
+    if not arrays:
+        return None
+    handle, offset = arrays[0]._handle, 0
+    for a in arrays:
+        if a._handle is not handle or a._offset != offset:
+            return None
+        if a._strides != compact_strides(a._shape):
+            return None
+        offset += prod(a._shape)
+    return NDArray._view((offset,), (1,), arrays[0]._device, handle)
 
 
 def split_flat(flat, shapes):
