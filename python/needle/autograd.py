@@ -92,6 +92,8 @@ class Value:
     inputs: List["Value"]
     cached_data: NDArray
     requires_grad: bool
+    # Hooks run when backward() has set this leaf's .grad (register_post_accumulate_grad_hook).
+    _grad_hooks = ()
 
     def realize_cached_data(self):
         """The node's backing array (the live storage object), computed once."""
@@ -234,8 +236,6 @@ class Tensor(Value):
     # (weakref to the output, its out_grad, weakref to the node) for a gradient that a
     # graph-less backward pass produced; see backward().
     _grad_source = None
-    # Hooks run when backward() has set this leaf's .grad (register_post_accumulate_grad_hook).
-    _grad_hooks = ()
 
     def __init__(
         self, array, *, device: Optional[Device] = None, dtype=None, requires_grad=True, **kwargs
@@ -359,6 +359,8 @@ class Tensor(Value):
                 f"gradient has one (this one: leaf={self.is_leaf()}, "
                 f"requires_grad={self.requires_grad})"
             )
+        global _ANY_GRAD_HOOKS
+        _ANY_GRAD_HOOKS = True
         self._grad_hooks = self._grad_hooks + (hook,)
         return _HookHandle(self, hook)
 
@@ -483,13 +485,18 @@ def compute_gradient_of_variables(output_tensor, out_grad, source=None):
     """
     if source is not None:
         source = (weakref.ref(source[0]), source[1])
+    hooks = _ANY_GRAD_HOOKS  # (a pass in a program without hooks does not look for them)
     for node, node_grad in _reverse_pass(output_tensor, out_grad):
         node.grad = node_grad
         # (The output's own gradient is the caller's out_grad: left as it is.)
         if source is not None and node is not output_tensor and isinstance(node_grad, Tensor):
             node_grad._grad_source = (*source, weakref.ref(node))
-        for hook in getattr(node, "_grad_hooks", ()):
-            hook(node)
+        if hooks and node._grad_hooks:
+            for hook in node._grad_hooks:
+                hook(node)
+
+
+_ANY_GRAD_HOOKS = False  # set for good by the first register_post_accumulate_grad_hook
 
 
 class _HookHandle:
