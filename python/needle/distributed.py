@@ -318,6 +318,8 @@ class _Group:
             return
         me = weakref.ref(self)
         for i, p in enumerate(self.params):
+            if not (p.is_leaf() and p.requires_grad):  # frozen: no gradient to wait for
+                continue
             old = getattr(p, "_bucket_hook", None)
             if old is not None:
                 old.remove()
@@ -510,7 +512,14 @@ class DistributedOptimizer:
         object.__setattr__(self, "_collective_calls", 0)
         object.__setattr__(self, "_synchronized", False)
         by_dtype: Dict[str, List[Tensor]] = {}
-        for p in optimizer.params:
+        seen = set()
+        for i, p in enumerate(optimizer.params):
+            if id(p) in seen:
+                raise ValueError(
+                    f"DistributedOptimizer: parameter {i} {p.shape} appears twice in the "
+                    "optimizer's parameters"
+                )
+            seen.add(id(p))
             by_dtype.setdefault(str(p.dtype), []).append(p)
         groups = [_Group(ps, dt, self.compression, self) for dt, ps in sorted(by_dtype.items())]
         object.__setattr__(self, "_groups", groups)

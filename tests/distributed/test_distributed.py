@@ -151,6 +151,23 @@ def test_dataloader_takes_a_batch_sampler_and_a_sampler():
 # --- without MPI ------------------------------------------------------------------------
 
 
+def test_distributed_optimizer_takes_frozen_and_refuses_repeated_parameters():
+    # (no MPI needed: the optimizer lays out its buffer and hooks before any collective)
+    import needle.distributed as dist
+
+    trained = ndl.Tensor(np.ones((2, 3), "float32"))
+    frozen = ndl.Tensor(np.ones(3, "float32"), requires_grad=False)
+    opt = dist.DistributedOptimizer(ndl.optim.SGD([trained, frozen], lr=0.1))
+    assert opt.lr == 0.1  # the wrapped optimizer's
+    assert len(trained._grad_hooks) == 1 and frozen._grad_hooks == ()
+    (trained * 2.0).sum().backward()  # the hook weighs it by 1 / size() = 1 outside mpiexec
+    np.testing.assert_array_equal(trained.grad.numpy(), np.full((2, 3), 2.0))
+    dist.DistributedOptimizer(ndl.optim.SGD([trained], lr=0.1))  # takes the hook over
+    assert len(trained._grad_hooks) == 1
+    with pytest.raises(ValueError, match="parameter 1 .* appears twice"):
+        dist.DistributedOptimizer(ndl.optim.SGD([trained, trained], lr=0.1))
+
+
 def test_without_mpi4py_distributed_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "mpi4py.py"  # shadows the real package: importing it fails
     blocker.write_text("raise ImportError('No module named mpi4py')\n")
