@@ -336,7 +336,10 @@ class _Group:
         share = 1.0 / _state["size"] if share is None else float(share)
         if share == 0.0:  # nothing to weigh yet (an empty share): written at step()
             return
-        data = p.grad.realize_cached_data()
+        grad = p.grad
+        if grad.requires_grad:  # backward(create_graph=True): keep the graph; copied at step()
+            return
+        data = grad.realize_cached_data()
         kernel = self.kernel
         if (
             kernel is not None

@@ -151,7 +151,7 @@ def test_dataloader_takes_a_batch_sampler_and_a_sampler():
 # --- without MPI ------------------------------------------------------------------------
 
 
-def test_distributed_optimizer_takes_frozen_and_refuses_repeated_parameters():
+def test_distributed_optimizer_frozen_repeated_and_recorded_gradients():
     # (no MPI needed: the optimizer lays out its buffer and hooks before any collective)
     import needle.distributed as dist
 
@@ -162,6 +162,9 @@ def test_distributed_optimizer_takes_frozen_and_refuses_repeated_parameters():
     assert len(trained._grad_hooks) == 1 and frozen._grad_hooks == ()
     (trained * 2.0).sum().backward()  # the hook weighs it by 1 / size() = 1 outside mpiexec
     np.testing.assert_array_equal(trained.grad.numpy(), np.full((2, 3), 2.0))
+    assert not trained.grad.requires_grad
+    (trained * trained).sum().backward(create_graph=True)
+    assert trained.grad.requires_grad  # the hook leaves a recorded gradient to step()
     dist.DistributedOptimizer(ndl.optim.SGD([trained], lr=0.1))  # takes the hook over
     assert len(trained._grad_hooks) == 1
     with pytest.raises(ValueError, match="parameter 1 .* appears twice"):
