@@ -271,8 +271,9 @@ class _Group:
     PyTorch's ``gradient_as_bucket_view``.  At ``step()`` the bucket is ready: MPI reduces its
     memory in place (the C++ CPU device and NumPy mode; another device goes through one host
     copy each way) and the views hold the averages.  Gradients that did not come from that
-    hook (set by hand, replaced after backward, missing on this rank) are written into their
-    pieces at ``step()``.  Parameters on several devices go through a NumPy buffer by copies.
+    hook (set by hand, replaced after backward, recorded with ``create_graph=True``, missing on
+    this rank) are written into their pieces at ``step()``.  Parameters on several devices go
+    through a NumPy buffer by copies.
     """
 
     def __init__(self, params: List[Tensor], dtype: str, compression: Optional[str], owner):
