@@ -109,30 +109,25 @@ void scalar_setitem_array(std::int64_t size, double val, Array& out, const Shape
 using Floats = py::array_t<float, py::array::c_style>;
 using Halves = py::array_t<std::uint16_t, py::array::c_style>;
 
-template <class A, class B>
-std::int64_t same_size(const char* fn, const A& a, const B& b) {
-  if (a.size() != b.size())
-    throw std::invalid_argument(std::string(fn) + ": arrays of " + std::to_string(a.size()) +
-                                " and " + std::to_string(b.size()) + " elements");
-  return a.size();
-}
-
 void half_from_float_array(const Floats& src, Halves& dst) {
-  const std::int64_t n = same_size("half_from_float", src, dst);
+  const std::int64_t n = src.size();
+  check_size_exact("half_from_float", "dst", dst.size(), n);
   std::uint16_t* out = dst.mutable_data();  // (a read-only array raises ValueError here)
   ReleaseGil nogil(n);
   floats_to_halves(src.data(), out, n);
 }
 
 void half_to_float_array(const Halves& src, Floats& dst) {
-  const std::int64_t n = same_size("half_to_float", src, dst);
+  const std::int64_t n = src.size();
+  check_size_exact("half_to_float", "dst", dst.size(), n);
   float* out = dst.mutable_data();
   ReleaseGil nogil(n);
   halves_to_floats(src.data(), out, n);
 }
 
 void half_add_array(const Halves& in, Halves& inout) {
-  const std::int64_t n = same_size("half_add", in, inout);
+  const std::int64_t n = in.size();
+  check_size_exact("half_add", "inout", inout.size(), n);
   std::uint16_t* out = inout.mutable_data();
   ReleaseGil nogil(n);
   add_halves(in.data(), out, n);
