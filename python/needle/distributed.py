@@ -333,8 +333,7 @@ class _Group:
         (Runs once per parameter per step, so the usual case, a packed NDArray on the
         bucket's device, calls the kernel directly; the kernel checks dtypes and bounds.)"""
         self.fresh = True  # a new gradient: the next step() averages again
-        share = self.owner.share
-        share = 1.0 / _state["size"] if share is None else float(share)
+        share = self.owner._share()
         if share == 0.0:  # nothing to weigh yet (an empty share): written at step()
             return
         grad = p.grad
@@ -428,7 +427,7 @@ class _Group:
         if self.flat is not None:
             if self.flat_host is None:  # a device without a host view: copy back once
                 self.flat.device.from_numpy(self.host, self.flat._handle)
-            if min(flags) > 0 and self.ready:  # the gradients are the views already
+            if self.ready and min(flags) > 0:  # the gradients are the views already
                 return
             for p, mine, flag in zip(self.params, self.grads, flags):
                 p.grad = mine if flag > 0 else None
