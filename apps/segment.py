@@ -298,11 +298,7 @@ def main(argv=None):
     try:
         fit(args, model, opt, state, train_set, test_set, device)
     except NonFiniteLoss as exc:
-        print(
-            f"error: training diverged: loss {exc.value} at epoch {state['epoch'] + 1}, step "
-            f"{exc.step + 1} (lower --lr)",
-            file=sys.stderr,
-        )
+        print(train.diverged_message(exc, state, skip_option=False), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         path = args.checkpoint or os.path.join(args.out, "interrupted.ckpt")

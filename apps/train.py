@@ -163,12 +163,18 @@ def check_args(args, files=True):
         check_output_places(args)
 
 
-def diverged_message(exc, state):
-    """The one-line error for a non-finite loss at ``exc``'s step of the current epoch."""
-    return (
+def diverged_message(exc, state, skip_option=True):
+    """The one-line error for a non-finite loss at ``exc``'s step of the current epoch;
+    ``skip_option=False`` for the apps without ``--skip-nonfinite`` (segment, train_text)."""
+    where = (
         f"error: training diverged: loss {exc.value} at epoch {state['epoch'] + 1}, step "
-        f"{exc.step + 1}; the last checkpoint and history.csv are from epoch "
-        f"{state['epoch']} (lower --lr, or --skip-nonfinite to skip such batches)"
+        f"{exc.step + 1}"
+    )
+    if not skip_option:
+        return where + " (lower --lr)"
+    return (
+        f"{where}; the last checkpoint and history.csv are from epoch {state['epoch']} "
+        "(lower --lr, or --skip-nonfinite to skip such batches)"
     )
 
 

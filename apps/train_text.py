@@ -41,6 +41,7 @@ from apps.train import (  # noqa: E402
     UsageError,
     _Parser,
     check_output_places,
+    diverged_message,
     pick_device,
     require_positive,
     restore,
@@ -267,8 +268,7 @@ def main(argv=None):
     try:
         fit(args, classes, train, test, device, model, opt, state)
     except NonFiniteLoss as exc:
-        print(f"error: training diverged: loss {exc.value} at epoch {state['epoch'] + 1}, step "
-              f"{exc.step + 1} (lower --lr)", file=sys.stderr)  # fmt: skip
+        print(diverged_message(exc, state, skip_option=False), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         path = args.checkpoint or os.path.join(args.out, "interrupted.ckpt")
