@@ -282,7 +282,6 @@ class _Group:
         self.sizes = [int(np.prod(p.shape)) for p in params]
         self.total = sum(self.sizes)
         self.owner = owner  # the DistributedOptimizer (for its share)
-        self.compression = compression
         self.host = None  # NumPy buffer: the message when the bucket is not host memory
         self.flat = None  # the bucket, on the parameters' device
         self.offsets = np.cumsum([0] + self.sizes[:-1]).tolist()
